@@ -1,0 +1,277 @@
+"""Binary stream -> records. Knows nothing of buckets, tables or clocks.
+
+The format is chosen by the key's suffix (``.json``, ``.jsonl``/``.ndjson``, ``.csv``,
+each optionally ``.gz``). The stream is read once, in chunks: the SHA-256 of the raw
+bytes is computed on the way, and reading stops with a clear error as soon as more
+than ``max_object_bytes`` (raw or decompressed) would be needed.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, BinaryIO
+
+from dockline.config import PipelineSettings
+from dockline.errors import PermanentError
+from dockline.jsonx import dumps, loads_exact
+from dockline.models import BadRecord, BadRecordPolicy, Record, RecordMode
+
+MAX_ID_BYTES = 1024
+RESERVED_PK_PREFIX = "dockline#"  # the AWS ledger keeps its own markers under this prefix
+_CHUNK = 1 << 16
+
+
+class MeteredReader(io.RawIOBase):
+    """Counts, hashes and caps the bytes read through it."""
+
+    def __init__(self, source: BinaryIO, *, limit: int, what: str, hash_it: bool = True) -> None:
+        self._source = source
+        self._limit = limit
+        self._what = what
+        self.count = 0
+        self._hash = hashlib.sha256() if hash_it else None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), _CHUNK * 4)
+        data = self._source.read(want)
+        if not data:
+            return 0
+        n = len(data)
+        self.count += n
+        if self.count > self._limit:
+            raise PermanentError(f"{self._what} is larger than the maximum of {self._limit:,} bytes")
+        if self._hash is not None:
+            self._hash.update(data)
+        buffer[:n] = data
+        return n
+
+    def drain(self) -> None:
+        """Read to the end so the hash covers the whole object."""
+        while self.readinto(bytearray(_CHUNK)):
+            pass
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest() if self._hash is not None else ""
+
+
+def format_of(key: str) -> tuple[str, bool]:
+    """('json' | 'lines' | 'csv', gzipped) for a key, by suffix."""
+    gz = key.endswith(".gz")
+    base = key[:-3] if gz else key
+    if base.endswith((".jsonl", ".ndjson")):
+        return "lines", gz
+    if base.endswith(".csv"):
+        return "csv", gz
+    return "json", gz
+
+
+def derive_pk(document: Mapping[str, Any], fallback: str) -> str:
+    """The ledger key: a non-empty string ``id``, an integer ``id`` as its decimal
+    string, or ``fallback`` when there is no ``id``. Raises PermanentError otherwise."""
+    if "id" not in document:
+        return fallback
+    value = document["id"]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        kind = "null" if value is None else type(value).__name__
+        kind = {"Decimal": "a decimal number", "dict": "an object", "list": "an array"}.get(kind, kind)
+        raise PermanentError(f"id must be a non-empty string or an integer, not {kind}")
+    pk = str(value)
+    if not pk.strip():
+        raise PermanentError("id is empty")
+    size = len(pk.encode("utf-8"))
+    if size > MAX_ID_BYTES:
+        raise PermanentError(f"id is {size:,} bytes long; the limit is {MAX_ID_BYTES:,} bytes")
+    if pk.startswith(RESERVED_PK_PREFIX):
+        raise PermanentError(f"ids starting with {RESERVED_PK_PREFIX!r} are reserved for dockline")
+    return pk
+
+
+def make_record(document: Any, *, fallback_pk: str, index: int | None, max_inline: int) -> Record:
+    """A ledger record from one parsed JSON value. Raises PermanentError."""
+    if not isinstance(document, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(document), "a number")
+        if document is None:
+            kind = "null"
+        hint = ' (set records = "split" to ingest one record per element)' if isinstance(document, list) else ""
+        where = "the document" if index is None else "the record"
+        raise PermanentError(f"{where} is {kind}, not a JSON object{hint}")
+    pk = derive_pk(document, fallback_pk)
+    canonical = dumps(document)
+    digest = hashlib.sha256(canonical).hexdigest()
+    oversized = len(canonical) > max_inline
+    return Record(
+        pk=pk,
+        payload=None if oversized else document,
+        content_hash=digest,
+        index=index,
+        oversized=oversized,
+        payload_bytes=len(canonical),
+    )
+
+
+class RecordStream:
+    """Iterate ``records`` once; then ``sha256``, ``size`` and ``skipped`` are final.
+
+    A bad record raises PermanentError (``fail_file``) or is kept in ``skipped``
+    (``skip``). ``multi`` says whether the file maps to many records.
+    """
+
+    def __init__(self, stream: BinaryIO, *, key: str, settings: PipelineSettings) -> None:
+        self.key = key
+        self.skipped: list[BadRecord] = []
+        self._settings = settings
+        self._format, self._gz = format_of(key)
+        self.multi = self._format != "json" or settings.records is RecordMode.SPLIT
+        self._raw = MeteredReader(stream, limit=settings.max_object_bytes, what="the object")
+
+    @property
+    def sha256(self) -> str:
+        return self._raw.sha256
+
+    @property
+    def size(self) -> int:
+        return self._raw.count
+
+    def _text_source(self) -> io.BufferedReader:
+        buffered = io.BufferedReader(self._raw, buffer_size=_CHUNK)
+        if not self._gz:
+            return buffered
+        inflated = gzip.GzipFile(fileobj=buffered, mode="rb")
+        capped = MeteredReader(
+            inflated,  # type: ignore[arg-type]
+            limit=self._settings.max_object_bytes,
+            what="the decompressed content",
+            hash_it=False,
+        )
+        return io.BufferedReader(capped, buffer_size=_CHUNK)
+
+    def records(self) -> Iterator[Record]:
+        try:
+            source = self._text_source()
+            if self._format == "json":
+                yield from self._json(source)
+            elif self._format == "lines":
+                yield from self._lines(source)
+            else:
+                yield from self._csv(source)
+            self._raw.drain()
+        except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
+            reason = "truncated" if isinstance(exc, EOFError) else str(exc)
+            raise PermanentError(f"not a valid gzip file: {reason}") from None
+        if self.size == 0:
+            raise PermanentError("the file is empty")
+
+    def _bad(self, index: int, reason: str) -> None:
+        if self._settings.on_bad_record is BadRecordPolicy.FAIL_FILE or not self.multi:
+            raise PermanentError(f"line {index}: {reason}" if self._format != "json" else f"element {index}: {reason}")
+        self.skipped.append(BadRecord(index=index, reason=reason))
+
+    def _json(self, source: io.BufferedReader) -> Iterator[Record]:
+        data = source.read()
+        if not data.strip():
+            raise PermanentError("the file is empty" if not data else "the file is blank (whitespace only)")
+        document = loads_exact(data)
+        max_inline = self._settings.max_inline_bytes
+        if not self.multi or not isinstance(document, list):
+            yield make_record(document, fallback_pk=self.key, index=None, max_inline=max_inline)
+            return
+        for index, element in enumerate(document, start=1):
+            try:
+                record = make_record(element, fallback_pk=f"{self.key}#{index}", index=index, max_inline=max_inline)
+            except PermanentError as exc:
+                self._bad(index, str(exc))
+                continue
+            yield record
+
+    def _lines(self, source: io.BufferedReader) -> Iterator[Record]:
+        max_inline = self._settings.max_inline_bytes
+        seen_text = False
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            seen_text = True
+            try:
+                record = make_record(
+                    loads_exact(line), fallback_pk=f"{self.key}#{number}", index=number, max_inline=max_inline
+                )
+            except PermanentError as exc:
+                self._bad(number, str(exc))
+                continue
+            yield record
+        if not seen_text and self._raw.count:
+            raise PermanentError("the file is blank (whitespace only)")
+
+    def _csv(self, source: io.BufferedReader) -> Iterator[Record]:
+        text = io.TextIOWrapper(source, encoding="utf-8-sig", errors="strict", newline="")
+        reader = csv.reader(text)
+        max_inline = self._settings.max_inline_bytes
+        converters = {col: _CSV_TYPES[kind] for col, kind in self._settings.csv_schema.items()}
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            if len(set(header)) != len(header) or not all(h.strip() for h in header):
+                raise PermanentError("the CSV header has empty or repeated column names")
+            for row in reader:
+                number = reader.line_num
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    self._bad(number, f"has {len(row)} fields; the header has {len(header)}")
+                    continue
+                try:
+                    document = {h: converters.get(h, str)(v) for h, v in zip(header, row, strict=True)}
+                    record = make_record(document, fallback_pk=f"{self.key}#{number}", index=number, max_inline=max_inline)
+                except PermanentError as exc:
+                    self._bad(number, str(exc))
+                    continue
+                yield record
+        except UnicodeDecodeError as exc:
+            raise PermanentError(f"not valid UTF-8 near byte offset {exc.start}") from None
+        except csv.Error as exc:
+            raise PermanentError(f"not valid CSV: {exc}") from None
+
+
+def _csv_int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise PermanentError(f"{value!r} is not an integer") from None
+
+
+def _csv_decimal(value: str) -> Decimal:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise PermanentError(f"{value!r} is not a number") from None
+    if not number.is_finite():
+        raise PermanentError(f"{value!r} is not a finite number")
+    return number
+
+
+def _csv_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise PermanentError(f"{value!r} is not a boolean")
+
+
+_CSV_TYPES: dict[str, Callable[[str], Any]] = {
+    "str": str,
+    "int": _csv_int,
+    "decimal": _csv_decimal,
+    "bool": _csv_bool,
+}
+

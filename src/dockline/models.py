@@ -1,0 +1,169 @@
+"""Plain values that flow through the pipeline: frozen dataclasses and enums, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """Where one object version stands. The last four are final."""
+
+    PENDING = "pending"  # seen, waiting for a worker
+    PROCESSING = "processing"  # a worker holds the lease
+    PROCESSED = "processed"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset({Status.PROCESSED, Status.FAILED, Status.DUPLICATE, Status.CONFLICT})
+
+
+class ConflictPolicy(StrEnum):
+    """What to do when a business id is already in the ledger with other content."""
+
+    REJECT = "reject"  # keep the first version, record and notify the conflict
+    OVERWRITE = "overwrite"  # newer (by S3 sequencer, then event time) replaces older
+
+
+class BadRecordPolicy(StrEnum):
+    """What a bad record inside an otherwise good multi-record file does."""
+
+    FAIL_FILE = "fail_file"
+    SKIP = "skip"
+
+
+class RecordMode(StrEnum):
+    """How a ``.json`` file maps to ledger items."""
+
+    DOCUMENT = "document"  # one item per file (the seed's behaviour)
+    SPLIT = "split"  # a top-level array gives one item per element
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """One version of one object in a bucket.
+
+    ``version`` identifies the content: the S3 version id or ETag on AWS, the SHA-256
+    of the bytes locally. ``sequencer`` orders S3 events for the same key.
+    """
+
+    bucket: str
+    key: str
+    version: str
+    size: int | None = None
+    sequencer: str | None = None
+    event_time: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def identity(self) -> str:
+        """A printable id for this object version (used in file markers and DLQ ids)."""
+        return f"{self.bucket}/{self.key}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One decoded document or record, ready to become a ledger item.
+
+    ``payload`` is ``None`` when the document is too big to store inline; then
+    ``oversized`` is set and the item carries a reference to the object instead.
+    ``index`` is the 1-based line, row or element number in per-record mode.
+    """
+
+    pk: str
+    payload: Any
+    content_hash: str
+    index: int | None = None
+    oversized: bool = False
+    payload_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BadRecord:
+    """A record that could not be decoded, kept for the file's explanation."""
+
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What decoding one object gives: the records, the bad ones skipped, its hash."""
+
+    records: tuple[Record, ...]
+    skipped: tuple[BadRecord, ...] = ()
+    sha256: str = ""
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WriteReport:
+    """How the ledger classified each record of one object version."""
+
+    written: tuple[str, ...] = ()  # pks inserted (or overwritten), incl. re-deliveries
+    duplicates: tuple[str, ...] = ()  # same id, identical content, other object
+    conflicts: tuple[tuple[str, str], ...] = ()  # (pk, where the first version came from)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The final state of one object version, with a reason a person can read."""
+
+    ref: ObjectRef
+    status: Status
+    pk: str | None = None
+    error: str | None = None
+    records: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    skipped: tuple[BadRecord, ...] = ()
+    sha256: str | None = None
+    attempts: int = 1
+    notified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message for the topic: subject, body and filterable attributes."""
+
+    subject: str
+    message: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A file that failed for good or ran out of retries, ready to be redriven."""
+
+    id: str
+    ref: ObjectRef
+    reason: str
+    attempts: int
+    failed_at: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def is_newer(incoming: ObjectRef, *, key: str, sequencer: str | None, event_time: str | None) -> bool:
+    """Does ``incoming`` come after the event that wrote an existing item?
+
+    S3's sequencer orders events for one key only: compare it (as hex, the shorter
+    padded with zeros on the right) when both events are for the same key; otherwise
+    compare event times. With nothing to compare, the later arrival wins.
+    """
+    if incoming.key == key and incoming.sequencer and sequencer:
+        width = max(len(incoming.sequencer), len(sequencer))
+        return incoming.sequencer.ljust(width, "0").upper() > sequencer.ljust(width, "0").upper()
+    if incoming.event_time and event_time:
+        return incoming.event_time > event_time
+    return True

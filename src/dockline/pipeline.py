@@ -1,0 +1,179 @@
+"""The processing core: one object version in, one settled Outcome out.
+
+    begin (claim) -> read + decode (streaming) -> write records in batches
+      -> settle (final state, outbox) -> dead letter (failed) -> notify -> mark notified
+
+Pure orchestration over the ports: no boto3, no sqlite3, no clock of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from itertools import islice
+
+from dockline.config import PipelineSettings
+from dockline.decode import RecordStream
+from dockline.errors import PermanentError
+from dockline.models import DeadLetter, Notification, ObjectRef, Outcome, Record, Status, WriteReport
+from dockline.ports import DeadLetters, Ledger, Notifier, ObjectStore
+from dockline.retry import RetryPolicy
+
+SUBJECT_PROCESSED = "S3 Event Processed"
+SUBJECT_FAILED = "S3 Event Failed"
+
+
+def iso(moment: datetime) -> str:
+    """UTC timestamp with milliseconds, e.g. 2026-11-27T01:02:03.456Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _batched(items: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
+def notification_for(outcome: Outcome) -> Notification:
+    """The message a settled file gets. Attributes are strings, for subscription filters."""
+    ref = outcome.ref
+    attributes = {"status": str(outcome.status), "key": ref.key, "bucket": ref.bucket}
+    if outcome.pk:
+        attributes["pk"] = outcome.pk
+    if outcome.status is Status.PROCESSED:
+        message = f"New file processed: {ref.key}"
+        if outcome.pk is None or outcome.records != 1 or outcome.skipped:
+            attributes["records"] = str(outcome.records)
+            message += f" ({outcome.records} records written"
+            if outcome.duplicates:
+                message += f", {outcome.duplicates} duplicates"
+            if outcome.skipped:
+                message += f", {len(outcome.skipped)} bad records skipped"
+            message += ")"
+        return Notification(SUBJECT_PROCESSED, message, attributes)
+    verb = "conflict" if outcome.status is Status.CONFLICT else "failed"
+    return Notification(SUBJECT_FAILED, f"File {verb}: {ref.key}: {outcome.error}", attributes)
+
+
+class Pipeline:
+    """Runs one object version through the chain. Thread-safe if the ports are."""
+
+    def __init__(
+        self,
+        *,
+        settings: PipelineSettings,
+        store: ObjectStore,
+        ledger: Ledger,
+        notifier: Notifier,
+        dead_letters: DeadLetters | None = None,
+        clock: Callable[[], datetime],
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.ledger = ledger
+        self.notifier = notifier
+        self.dead_letters = dead_letters
+        self._clock = clock
+        self.retry = retry or RetryPolicy(
+            attempts=settings.retries,
+            base_seconds=settings.backoff_base_seconds,
+            max_seconds=settings.backoff_max_seconds,
+        )
+
+    def now(self) -> str:
+        return iso(self._clock())
+
+    def process(self, ref: ObjectRef, *, attempt: int = 1) -> Outcome:
+        """Settle ``ref``. Returns its Outcome, also for files that failed on bad input.
+
+        Raises TransientError when the retry budget ran out; the engine then retries
+        later or gives up with ``give_up``.
+        """
+        prior = self.retry.call(lambda: self.ledger.begin(ref, now=self.now()))
+        if prior is not None:  # a re-delivery of a settled version: finish its outbox only
+            if not prior.notified and prior.status is not Status.DUPLICATE:
+                self._notify(prior)
+                prior = replace(prior, notified=True)
+            return prior
+        try:
+            outcome = self.retry.call(lambda: self._ingest(ref, attempt))
+        except PermanentError as exc:
+            outcome = Outcome(ref=ref, status=Status.FAILED, error=str(exc), attempts=attempt)
+        return self._finish(outcome)
+
+    def give_up(self, ref: ObjectRef, reason: str, *, attempts: int) -> Outcome:
+        """Settle ``ref`` as failed after its retries ran out (the engine's decision)."""
+        error = f"gave up after {attempts} attempts: {reason}"
+        return self._finish(Outcome(ref=ref, status=Status.FAILED, error=error, attempts=attempts))
+
+    def _finish(self, outcome: Outcome) -> Outcome:
+        owed = self.retry.call(lambda: self.ledger.settle(outcome, now=self.now()))
+        if not owed:
+            return replace(outcome, notified=True)
+        if outcome.status is Status.FAILED and self.dead_letters is not None:
+            self._dead_letter(outcome)
+        if outcome.status is Status.DUPLICATE:
+            return outcome  # a duplicate adds no row and sends no notification
+        self._notify(outcome)
+        return replace(outcome, notified=True)
+
+    def _dead_letter(self, outcome: Outcome) -> None:
+        assert self.dead_letters is not None
+        letter = DeadLetter(
+            id=outcome.ref.identity,
+            ref=outcome.ref,
+            reason=outcome.error or "failed",
+            attempts=outcome.attempts,
+            failed_at=self.now(),
+        )
+        self.retry.call(lambda: self.dead_letters.send(letter))  # type: ignore[union-attr]
+
+    def _notify(self, outcome: Outcome) -> None:
+        notification = notification_for(outcome)
+        self.retry.call(lambda: self.notifier.publish(notification))
+        self.retry.call(lambda: self.ledger.mark_notified(outcome))
+
+    def _ingest(self, ref: ObjectRef, attempt: int) -> Outcome:
+        written: list[str] = []
+        duplicates: list[str] = []
+        conflicts: list[tuple[str, str]] = []
+        with self.store.open(ref) as body:
+            stream = RecordStream(body, key=ref.key, settings=self.settings)
+            for chunk in _batched(stream.records(), self.settings.batch_size):
+                report = self.ledger.write(ref, chunk, policy=self.settings.on_conflict, now=self.now())
+                written += report.written
+                duplicates += report.duplicates
+                conflicts += report.conflicts
+        return self._classify(ref, stream, WriteReport(tuple(written), tuple(duplicates), tuple(conflicts)), attempt)
+
+    def _classify(self, ref: ObjectRef, stream: RecordStream, report: WriteReport, attempt: int) -> Outcome:
+        total = len(report.written) + len(report.duplicates) + len(report.conflicts)
+        pk = None
+        if not stream.multi and total == 1:
+            pk = (report.written or report.duplicates or tuple(c[0] for c in report.conflicts))[0]
+        common = {
+            "ref": ref,
+            "pk": pk,
+            "records": len(report.written),
+            "duplicates": len(report.duplicates),
+            "conflicts": len(report.conflicts),
+            "skipped": tuple(stream.skipped),
+            "sha256": stream.sha256,
+            "attempts": attempt,
+        }
+        if report.conflicts:
+            first_pk, origin = report.conflicts[0]
+            more = f" (and {len(report.conflicts) - 1} more)" if len(report.conflicts) > 1 else ""
+            error = (
+                f"id {first_pk!r} is already in the ledger with different content (from {origin}); "
+                f"the first version was kept{more}"
+            )
+            return Outcome(status=Status.CONFLICT, error=error, **common)  # type: ignore[arg-type]
+        if report.duplicates and not report.written:
+            error = f"id {report.duplicates[0]!r} is already in the ledger with identical content"
+            if len(report.duplicates) > 1:
+                error = f"all {len(report.duplicates)} records are already in the ledger with identical content"
+            return Outcome(status=Status.DUPLICATE, error=error, **common)  # type: ignore[arg-type]
+        return Outcome(status=Status.PROCESSED, **common)  # type: ignore[arg-type]
+

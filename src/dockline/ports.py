@@ -1,0 +1,96 @@
+"""The three (plus one) things the core talks to. Each engine supplies its own.
+
+Local engine: FolderStore, SQLiteLedger, LocalTopic, SQLiteDeadLetters.
+AWS engine:   S3Store, DynamoDBLedger, SNSNotifier, SQSDeadLetters.
+
+Contract of the ledger, shared by every backend (tests/contract runs one suite
+against all of them):
+
+- ``begin(ref)`` claims one object version for this attempt. It returns ``None``
+  to go ahead, or the settled ``Outcome`` when that version was settled before (a
+  re-delivery); ``outcome.notified`` then says whether its notification went out.
+  A backend may claim lazily (DynamoDB in document mode claims in ``write``).
+  Raises ``BusyError`` while another worker holds a live lease.
+- ``write(ref, records, ...)`` inserts items conditionally and classifies each
+  record: written (new, or the same object version again), duplicate (same id,
+  identical content, from another object), conflict (same id, other content; with
+  ``ConflictPolicy.OVERWRITE`` the newer event by sequencer/event time wins and
+  counts as written). It never writes a second row for one pk.
+- ``settle(outcome)`` records the final state with ``notified = false`` (the
+  outbox) and returns whether a notification is still owed (``False`` when an
+  earlier delivery already sent it).
+- ``mark_notified(outcome)`` closes the outbox entry after a successful publish.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import BinaryIO
+
+from dockline.models import ConflictPolicy, DeadLetter, Notification, ObjectRef, Outcome, Record, WriteReport
+
+
+class ObjectStore(ABC):
+    """Reads object versions as binary streams."""
+
+    @abstractmethod
+    def open(self, ref: ObjectRef) -> AbstractContextManager[BinaryIO]:
+        """Open ``ref`` for streaming reads.
+
+        Raises ObjectGoneError when the object (version) no longer exists,
+        PermanentError when it can never be read (a symlink, a special file),
+        TransientError for anything worth retrying.
+        """
+
+
+class Ledger(ABC):
+    """Items plus the state of every object version. See the module docstring."""
+
+    @abstractmethod
+    def begin(self, ref: ObjectRef, *, now: str) -> Outcome | None:
+        """Claim ``ref``; return its settled outcome if it has one. Raises BusyError."""
+
+    @abstractmethod
+    def write(
+        self,
+        ref: ObjectRef,
+        records: Sequence[Record],
+        *,
+        policy: ConflictPolicy,
+        now: str,
+    ) -> WriteReport:
+        """Insert ``records`` conditionally and classify each. Raises TransientError."""
+
+    @abstractmethod
+    def settle(self, outcome: Outcome, *, now: str) -> bool:
+        """Record the final state; return True when a notification is still owed."""
+
+    @abstractmethod
+    def mark_notified(self, outcome: Outcome) -> None:
+        """Record that the notification for ``outcome`` was published."""
+
+
+class Notifier(ABC):
+    """Publishes one notification per settled file."""
+
+    @abstractmethod
+    def publish(self, notification: Notification) -> None:
+        """Publish; raises TransientError when the topic cannot take it now."""
+
+
+class DeadLetters(ABC):
+    """Where files that failed for good, or ran out of retries, wait for a redrive."""
+
+    @abstractmethod
+    def send(self, letter: DeadLetter) -> None:
+        """Store ``letter``. Raises TransientError."""
+
+    @abstractmethod
+    def list(self) -> Iterator[DeadLetter]:
+        """Every letter not yet redriven, oldest first."""
+
+    @abstractmethod
+    def remove(self, letter_id: str) -> None:
+        """Drop a letter after a successful redrive."""
