@@ -1,0 +1,440 @@
+"""The ``dockline`` command: thin wrappers that parse, call one library function, print.
+
+Errors raised as DocklineError become one line on stderr and a non-zero exit code
+(2 for bad usage or configuration, 1 otherwise); a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dockline import __version__
+from dockline.config import Settings, load_settings
+from dockline.errors import ConfigError, DocklineError, UsageError
+from dockline.jsonx import dumps
+from dockline.models import Status
+
+console = Console()
+err = Console(stderr=True)
+
+DEFAULT_DATA_DIR = "dockline-data"
+
+app = typer.Typer(
+    name="dockline",
+    help="Event-driven file pipeline: a file lands under incoming/, is parsed, written to a ledger "
+    "and notified - on one machine (this engine) or on AWS (synth/deploy).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+ledger_app = typer.Typer(help="Show the ledger: one item per document or record.", no_args_is_help=True)
+files_app = typer.Typer(help="Show every received object version and its state.", no_args_is_help=True)
+notifications_app = typer.Typer(help="Show the local topic's messages.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Inspect and redrive dead letters (local, or AWS with --queue-url).", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(files_app, name="files")
+app.add_typer(notifications_app, name="notifications")
+app.add_typer(dlq_app, name="dlq")
+
+
+@dataclass
+class Context:
+    data_dir: Path
+    config: Path | None
+
+    def settings(self) -> Settings:
+        return load_settings(self.config, search_dir=Path.cwd())
+
+    def engine(self, *, create: bool = True, echo: bool = False) -> Any:
+        from dockline.local.engine import LocalEngine
+
+        if not create and not (self.data_dir / "dockline.db").exists():
+            raise UsageError(
+                f"no dockline data in {self.data_dir} yet (use --data-dir, or `dockline put` / `dockline run` first)"
+            )
+        return LocalEngine(self.data_dir, self.settings(), echo=(lambda line: console.print(line, markup=False, highlight=False)) if echo else None)
+
+
+def _ctx(ctx: typer.Context) -> Context:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Context)
+    return obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"dockline {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path,
+        typer.Option("--data-dir", envvar="DOCKLINE_DATA_DIR", help="Where the local bucket folder and SQLite ledger live.", show_default=True),
+    ] = Path(DEFAULT_DATA_DIR),
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="DOCKLINE_CONFIG", help="Settings file (default: ./dockline.toml if present)."),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """Event-driven file pipeline."""
+    ctx.obj = Context(data_dir=data_dir, config=config)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(dumps(value, indent=True).decode() + "\n")
+
+
+def _status_style(status: str) -> str:
+    return {
+        "processed": "green",
+        "failed": "red",
+        "conflict": "yellow",
+        "duplicate": "cyan",
+    }.get(status, "white")
+
+
+# -- put / run -------------------------------------------------------------------------
+@app.command()
+def put(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The file to upload.")],
+    key: Annotated[str | None, typer.Option("--key", help="Object key (default: <prefix><file name>).")] = None,
+) -> None:
+    """Upload FILE into the local bucket atomically (it is processed by `dockline run`)."""
+    c = _ctx(ctx)
+    engine = c.engine()
+    key = key or f"{engine.settings.pipeline.prefix}{file.name}"
+    engine.store.put(file, key, staging=engine.staging_dir)
+    note = "" if engine.settings.pipeline.matches(key) else "  (note: the key does not match the trigger's prefix/suffix; it will not be processed)"
+    console.print(f"put {file} -> {key}{note}", markup=False, highlight=False)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Process what is there now, then exit (0 even if files failed).")] = False,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, max=64, help="Files processed in parallel (default: [local] concurrency).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print a line per notification.")] = False,
+) -> None:
+    """Watch the bucket folder and process matching new files (Ctrl-C stops)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    c = _ctx(ctx)
+    engine = c.engine(echo=not quiet)
+    if once:
+        show_progress = err.is_terminal and quiet
+        with Progress(
+            TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err, disable=not show_progress, transient=True,
+        ) as bar:
+            task = bar.add_task("files", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            summary = engine.run_once(workers=workers, progress=progress)
+        _print_summary(summary)
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    err.print(f"watching {engine.bucket_dir} for {engine.settings.pipeline.prefix}* "
+              f"({', '.join(engine.settings.pipeline.all_suffixes())}); Ctrl-C to stop", markup=False, highlight=False)
+    try:
+        engine.watch(workers=workers, stop=stop, on_summary=lambda s: [err.print(e, markup=False) for e in s.errors])
+    except KeyboardInterrupt:
+        stop.set()
+        err.print("stopped")
+
+
+def _print_summary(summary: Any) -> None:
+    parts = [f"{summary.count(s)} {s}" for s in (Status.PROCESSED, Status.FAILED, Status.DUPLICATE, Status.CONFLICT)]
+    line = f"{len(summary.outcomes)} files settled in {summary.seconds:.2f}s: " + ", ".join(parts)
+    if summary.busy:
+        line += f"; {summary.busy} held by another process"
+    err.print(line, markup=False, highlight=False)
+    for problem in summary.errors:
+        err.print(f"not settled: {problem}", markup=False, highlight=False)
+
+
+# -- ledger / files / notifications ------------------------------------------------------
+@ledger_app.command("list")
+def ledger_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (exact numbers).")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many items.")] = None,
+) -> None:
+    """List ledger items (pk, payload, bucket, key, status)."""
+    from dockline.local.queries import list_items
+
+    items = list_items(_ctx(ctx).engine(create=False).db, limit=limit)
+    if as_json:
+        _print_json(items)
+        return
+    table = Table("pk", "key", "status", "payload", title=f"{len(items)} ledger items")
+    for item in items:
+        payload = "(oversized: " + str(item.get("payload_ref")) + ")" if item.get("oversized") else dumps(item["payload"]).decode()
+        table.add_row(item["pk"], item["key"], item["status"], payload if len(payload) < 80 else payload[:77] + "...")
+    console.print(table)
+
+
+@ledger_app.command("get")
+def ledger_get(
+    ctx: typer.Context,
+    pk: Annotated[str, typer.Argument(help="The item's partition key.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show one ledger item by its pk."""
+    from dockline.local.queries import get_item
+
+    item = get_item(_ctx(ctx).engine(create=False).db, pk)
+    if item is None:
+        raise UsageError(f"no ledger item with pk {pk!r}")
+    if as_json:
+        _print_json(item)
+        return
+    for name, value in item.items():
+        shown = dumps(value, indent=True).decode() if name == "payload" else str(value)
+        console.print(f"{name}: {shown}", markup=False, highlight=False)
+
+
+@files_app.command("list")
+def files_list(
+    ctx: typer.Context,
+    status: Annotated[Status | None, typer.Option("--status", help="Only files in this state.", case_sensitive=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List received object versions: key, status, reason, pk, attempts."""
+    from dockline.local.queries import list_files
+
+    rows = list_files(_ctx(ctx).engine(create=False).db, status=status)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("key", "status", "pk", "attempts", "records", "reason", title=f"{len(rows)} files")
+    for row in rows:
+        reason = row["error"] or ""
+        if row["skipped"]:
+            reason = (reason + "; " if reason else "") + "skipped " + ", ".join(
+                f"line {s['index']}: {s['reason']}" for s in row["skipped"][:3]
+            )
+        table.add_row(
+            row["key"], f"[{_status_style(row['status'])}]{row['status']}[/]", row["pk"] or "",
+            str(row["attempts"]), str(row["records"]), reason,
+        )
+    console.print(table)
+
+
+@notifications_app.command("list")
+def notifications_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many messages.")] = None,
+) -> None:
+    """List the local topic's messages (subject, message, attributes, published_at)."""
+    engine = _ctx(ctx).engine(create=False)
+    messages = engine.topic.messages(limit=limit)
+    if as_json:
+        _print_json(messages)
+        return
+    table = Table("published_at", "subject", "message", "status", title=f"{len(messages)} notifications")
+    for m in messages:
+        table.add_row(m["published_at"], m["subject"], m["message"], m["attributes"].get("status", ""))
+    console.print(table)
+
+
+# -- dead letters ----------------------------------------------------------------------
+QueueUrl = Annotated[
+    str | None,
+    typer.Option("--queue-url", help="Work on this AWS SQS dead-letter queue instead of the local one."),
+]
+StackOption = Annotated[
+    bool, typer.Option("--aws", help="Use the deployed stack's DLQ (DeadLetterQueueUrl output) instead of the local one.")
+]
+
+
+def _aws_queue(c: Context, queue_url: str | None, use_stack: bool) -> str | None:
+    if queue_url:
+        return queue_url
+    if use_stack:
+        from dockline.aws.deadletters import queue_url_from_stack
+
+        return str(queue_url_from_stack(c.settings().aws.stack_name))
+    return None
+
+
+@dlq_app.command("list")
+def dlq_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    queue_url: QueueUrl = None,
+    aws: StackOption = False,
+) -> None:
+    """List dead letters: files that failed for good or ran out of retries."""
+    c = _ctx(ctx)
+    url = _aws_queue(c, queue_url, aws)
+    if url:
+        from dockline.aws.deadletters import list_dead_letters
+
+        letters = list_dead_letters(url)
+    else:
+        letters = list(c.engine(create=False).dead_letters.list())
+    rows = [_letter_json(letter) for letter in letters]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "key", "attempts", "failed_at", "reason", title=f"{len(rows)} dead letters")
+    for row in rows:
+        table.add_row(row["id"], row["key"], str(row["attempts"]), row["failed_at"], row["reason"])
+    console.print(table)
+
+
+def _letter_json(letter: Any) -> dict[str, Any]:
+    return {
+        "id": letter.id,
+        "bucket": letter.ref.bucket,
+        "key": letter.ref.key,
+        "version": letter.ref.version,
+        "reason": letter.reason,
+        "attempts": letter.attempts,
+        "failed_at": letter.failed_at,
+    }
+
+
+@dlq_app.command("show")
+def dlq_show(
+    ctx: typer.Context,
+    letter_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id (see `dlq list`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    queue_url: QueueUrl = None,
+    aws: StackOption = False,
+) -> None:
+    """Show one dead letter."""
+    c = _ctx(ctx)
+    url = _aws_queue(c, queue_url, aws)
+    if url:
+        from dockline.aws.deadletters import show_dead_letter
+
+        letter = show_dead_letter(url, letter_id)
+    else:
+        letter = c.engine(create=False).dead_letters.get(letter_id)
+    if letter is None:
+        raise UsageError(f"no dead letter with id {letter_id!r} (see `dockline dlq list`)")
+    row = _letter_json(letter)
+    if as_json:
+        _print_json(row)
+        return
+    for name, value in row.items():
+        console.print(f"{name}: {value}", markup=False, highlight=False)
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    ctx: typer.Context,
+    letter_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="The dead letter to redrive.")] = None,
+    all_letters: Annotated[bool, typer.Option("--all", help="Redrive every dead letter.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be done.")] = False,
+    queue_url: QueueUrl = None,
+    aws: StackOption = False,
+) -> None:
+    """Process dead-lettered files again (after fixing them); settled letters are removed."""
+    if (letter_id is None) == (not all_letters):
+        raise UsageError("name one dead letter ID, or pass --all")
+    c = _ctx(ctx)
+    url = _aws_queue(c, queue_url, aws)
+    ids = None if all_letters else [letter_id or ""]
+    if url:
+        from dockline.aws.deadletters import redrive_aws
+
+        for line in redrive_aws(url, ids=ids, dry_run=dry_run, settings=c.settings()):
+            console.print(line, markup=False, highlight=False)
+        return
+    engine = c.engine(create=False)
+    steps = engine.plan_redrive(ids)
+    if not steps:
+        console.print("no dead letters")
+        return
+    if dry_run:
+        for step in steps:
+            console.print(f"would {step.action}: {step.letter.ref.key} ({step.letter.id})", markup=False, highlight=False)
+        return
+    for step, outcome in engine.redrive(steps):
+        state = "left in the DLQ" if outcome is None else str(outcome.status)
+        reason = f": {outcome.error}" if outcome is not None and outcome.error else ""
+        console.print(f"{step.letter.ref.key}: {step.action} -> {state}{reason}", markup=False, highlight=False)
+
+
+# -- demo ------------------------------------------------------------------------------
+@app.command()
+def demo(
+    keep: Annotated[Path | None, typer.Option("--data-dir-out", help="Use this (new) folder instead of a temporary one.")] = None,
+) -> None:
+    """Run the whole chain on bundled sample files in a fresh data dir and show what happened."""
+    from dockline.demo import run_demo
+
+    run_demo(console, target=keep)
+
+
+# -- AWS -------------------------------------------------------------------------------
+@app.command()
+def synth(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the CloudFormation templates.")] = Path("cdk.out"),
+    mode: Annotated[str | None, typer.Option("--mode", help="Override [aws] trigger: queue or direct.")] = None,
+) -> None:
+    """Write the AWS stack's CloudFormation template(s); needs no AWS credentials."""
+    from dataclasses import replace
+
+    from dockline.infra import commands
+
+    settings = _ctx(ctx).settings()
+    if mode is not None:
+        if mode not in ("queue", "direct"):
+            raise UsageError("--mode must be 'queue' or 'direct'")
+        settings = replace(settings, aws=replace(settings.aws, trigger=mode))
+    for path in commands.synth(settings, out):
+        console.print(f"wrote {path}", markup=False, highlight=False)
+
+
+@app.command()
+def deploy(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the synthesized assembly.")] = Path("cdk.out"),
+    approve: Annotated[bool, typer.Option("--approve", help="Do not ask before IAM/security changes.")] = False,
+    profile: Annotated[str | None, typer.Option("--profile", help="AWS profile to deploy with.")] = None,
+) -> None:
+    """Deploy the stack with the AWS CDK CLI (needs AWS credentials and npx)."""
+    from dockline.infra import commands
+
+    code = commands.deploy(_ctx(ctx).settings(), out_dir=out, approve=approve, profile=profile)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors, never a traceback."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    try:
+        app()
+    except (UsageError, ConfigError) as exc:
+        err.print(f"dockline: error: {exc}", markup=False, highlight=False)
+        sys.exit(2)
+    except DocklineError as exc:
+        err.print(f"dockline: error: {exc}", markup=False, highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

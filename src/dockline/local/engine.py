@@ -1,0 +1,319 @@
+"""The embedded engine: a folder is the bucket, SQLite the ledger, a local topic.
+
+``run_once`` processes every matching object version not settled yet and returns;
+``watch`` keeps doing that as files arrive (inotify through watchdog, plus a
+periodic rescan as a safety net). A rescan costs one ``stat`` per known file: the
+``seen`` table remembers which content hash belongs to which (size, mtime, inode).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dockline.config import Settings
+from dockline.errors import BusyError, DocklineError, TransientError, UsageError
+from dockline.local.db import Database
+from dockline.local.ledger import SQLiteLedger
+from dockline.local.store import FolderStore, ref_for, sha256_file, special_version
+from dockline.local.subscriptions import build_subscriptions
+from dockline.local.topic import LocalTopic, SQLiteDeadLetters
+from dockline.models import DeadLetter, ObjectRef, Outcome, Status
+from dockline.pipeline import Pipeline, iso
+
+log = logging.getLogger("dockline.local")
+
+
+@dataclass
+class RunSummary:
+    outcomes: list[Outcome] = field(default_factory=list)
+    busy: int = 0  # held by another process
+    errors: list[str] = field(default_factory=list)  # files left for a later run
+    seconds: float = 0.0
+
+    def count(self, status: Status) -> int:
+        return sum(1 for o in self.outcomes if o.status is status)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    ready: list[ObjectRef]
+    unsettled: list[str]  # still being written: wait for them
+
+
+class LocalEngine:
+    def __init__(
+        self,
+        data_dir: Path,
+        settings: Settings,
+        *,
+        echo: Callable[[str], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.data_dir = data_dir
+        self.settings = settings
+        self.bucket_dir = data_dir / "bucket"
+        self.staging_dir = data_dir / "tmp"  # outside the bucket: never seen by a scan
+        self.bucket_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(data_dir / "dockline.db")
+        self.store = FolderStore(self.bucket_dir)
+        self.ledger = SQLiteLedger(self.db, lease_seconds=settings.local.lease_seconds)
+        self.topic = LocalTopic(self.db, subscriptions=build_subscriptions(settings.local.subscriptions), echo=echo)
+        self.dead_letters = SQLiteDeadLetters(self.db)
+        self._clock = clock
+        self.pipeline = Pipeline(
+            settings=settings.pipeline,
+            store=self.store,
+            ledger=self.ledger,
+            notifier=self.topic,
+            dead_letters=self.dead_letters,
+            clock=clock,
+        )
+
+    # -- scanning -----------------------------------------------------------------
+    def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
+        prefix = self.settings.pipeline.prefix
+        start = self.bucket_dir.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.bucket_dir
+        if start.is_symlink() or not start.is_dir():
+            return
+        for folder, dirs, files in os.walk(start, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            rel = Path(folder).relative_to(self.bucket_dir).as_posix()
+            for name in sorted(files):
+                if name.startswith("."):  # rsync's and editors' temporary files
+                    continue
+                key = name if rel == "." else f"{rel}/{name}"
+                if not self.settings.pipeline.matches(key):
+                    continue
+                try:
+                    yield key, os.lstat(os.path.join(folder, name))
+                except FileNotFoundError:
+                    continue
+
+    def scan(self, *, settle_seconds: float | None = None) -> ScanResult:
+        """Every matching object version that is not settled yet, oldest first."""
+        settle = self.settings.local.settle_seconds if settle_seconds is None else settle_seconds
+        now = time.time()
+        ready: list[ObjectRef] = []
+        unsettled: list[str] = []
+        cache = {row["key"]: row for row in self.db.query("SELECT key, size, mtime_ns, inode, version FROM seen")}
+        fresh: list[tuple[str, int, int, int, str]] = []
+        for key, st in self._walk():
+            if not stat.S_ISREG(st.st_mode):
+                ready.append(ref_for(self.bucket_dir, key, st, special_version(st)))
+                continue
+            if now - st.st_mtime < settle:
+                unsettled.append(key)
+                continue
+            hit = cache.get(key)
+            if hit is not None and (hit["size"], hit["mtime_ns"], hit["inode"]) == (
+                st.st_size, st.st_mtime_ns, st.st_ino
+            ):
+                version = str(hit["version"])
+            else:
+                try:
+                    version = sha256_file(self.store.path_for(key))
+                except OSError:
+                    continue  # vanished or unreadable now; the next scan decides
+                fresh.append((key, st.st_size, st.st_mtime_ns, st.st_ino, version))
+            ready.append(ref_for(self.bucket_dir, key, st, version))
+        if fresh:
+            with self.db.transaction() as conn:
+                conn.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?, ?, ?)", fresh)
+        settled = {
+            (row["key"], row["version"])
+            for row in self.db.query(
+                "SELECT key, version FROM files WHERE status IN ('processed', 'failed', 'duplicate', 'conflict')"
+                " AND notified = 1 OR status = 'duplicate'"
+            )
+        }
+        todo = [ref for ref in ready if (ref.key, ref.version) not in settled]
+        todo.sort(key=lambda r: (r.sequencer or "", r.key))
+        return ScanResult(ready=todo, unsettled=unsettled)
+
+    # -- processing ---------------------------------------------------------------
+    def process_one(self, ref: ObjectRef, summary: RunSummary) -> None:
+        try:
+            outcome = self.pipeline.process(ref)
+        except BusyError:
+            summary.busy += 1
+            return
+        except TransientError as exc:
+            try:
+                outcome = self.pipeline.give_up(ref, str(exc), attempts=self.settings.pipeline.retries)
+            except DocklineError as again:
+                summary.errors.append(f"{ref.key}: {again}")
+                return
+        except DocklineError as exc:
+            summary.errors.append(f"{ref.key}: {exc}")
+            return
+        except Exception as exc:  # a bug must not stop the other files
+            log.exception("internal error while processing %s", ref.key)
+            summary.errors.append(f"{ref.key}: internal error: {type(exc).__name__}: {exc}")
+            return
+        summary.outcomes.append(outcome)
+
+    def process(
+        self, refs: list[ObjectRef], *, workers: int, progress: Callable[[int], None] | None = None
+    ) -> RunSummary:
+        summary = RunSummary()
+        started = time.perf_counter()
+        if workers <= 1:
+            for ref in refs:
+                self.process_one(ref, summary)
+                if progress:
+                    progress(1)
+        else:
+            lock = threading.Lock()
+
+            def work(ref: ObjectRef) -> None:
+                local = RunSummary()
+                self.process_one(ref, local)
+                with lock:
+                    summary.outcomes += local.outcomes
+                    summary.busy += local.busy
+                    summary.errors += local.errors
+                if progress:
+                    progress(1)
+
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dockline-worker") as pool:
+                list(pool.map(work, refs))
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def run_once(
+        self,
+        *,
+        workers: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        max_wait_seconds: float = 30.0,
+    ) -> RunSummary:
+        """Process everything not settled yet, waiting for files still being written."""
+        workers = workers or self.settings.local.concurrency
+        total = RunSummary()
+        started = time.perf_counter()
+        deadline = time.monotonic() + max_wait_seconds
+        while True:
+            result = self.scan()
+            done = 0
+
+            def tick(n: int, _size: int = len(result.ready)) -> None:
+                nonlocal done
+                done += n
+                if progress:
+                    progress(done, _size)
+
+            summary = self.process(result.ready, workers=workers, progress=tick)
+            total.outcomes += summary.outcomes
+            total.busy += summary.busy
+            total.errors += summary.errors
+            if not result.unsettled or time.monotonic() > deadline:
+                for key in result.unsettled:
+                    total.errors.append(f"{key}: still being written; left for the next run")
+                break
+            time.sleep(self.settings.local.settle_seconds)
+        total.seconds = time.perf_counter() - started
+        return total
+
+    def watch(self, *, workers: int | None = None, stop: threading.Event | None = None,
+              on_summary: Callable[[RunSummary], None] | None = None) -> None:
+        """Process files as they arrive until ``stop`` is set (or Ctrl-C)."""
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        stop = stop or threading.Event()
+        dirty = threading.Event()
+
+        class _Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in ("created", "modified", "moved", "closed"):
+                    dirty.set()
+
+        observer = Observer()
+        observer.schedule(_Handler(), str(self.bucket_dir), recursive=True)
+        observer.start()
+        try:
+            dirty.set()
+            while not stop.is_set():
+                dirty.wait(timeout=self.settings.local.poll_seconds)
+                if stop.is_set():
+                    break
+                dirty.clear()
+                result = self.scan()
+                if result.ready:
+                    summary = self.process(result.ready, workers=workers or self.settings.local.concurrency)
+                    if on_summary:
+                        on_summary(summary)
+                if result.unsettled:
+                    # come back when the writer has been quiet for settle_seconds
+                    stop.wait(self.settings.local.settle_seconds)
+                    dirty.set()
+        finally:
+            observer.stop()
+            observer.join(timeout=5)
+
+    def now(self) -> str:
+        return iso(self._clock())
+
+    # -- dead letters -------------------------------------------------------------
+    def plan_redrive(self, ids: list[str] | None) -> list[RedriveStep]:
+        """What a redrive would do for these letters (all when ``ids`` is None).
+
+        Raises UsageError for an unknown id.
+        """
+        letters = list(self.dead_letters.list())
+        if ids is not None:
+            known = {letter.id: letter for letter in letters}
+            missing = [i for i in ids if i not in known]
+            if missing:
+                raise UsageError(f"no dead letter with id {missing[0]!r} (see `dockline dlq list`)")
+            letters = [known[i] for i in ids]
+        steps: list[RedriveStep] = []
+        for letter in letters:
+            try:
+                st = os.lstat(self.store.path_for(letter.ref.key))
+            except FileNotFoundError:
+                steps.append(RedriveStep(letter, None, "skip: the object no longer exists"))
+                continue
+            if stat.S_ISREG(st.st_mode):
+                version = sha256_file(self.store.path_for(letter.ref.key))
+            else:
+                version = special_version(st)
+            ref = ref_for(self.bucket_dir, letter.ref.key, st, version)
+            action = "reprocess (unchanged)" if version == letter.ref.version else "process the new version"
+            steps.append(RedriveStep(letter, ref, action))
+        return steps
+
+    def redrive(self, steps: list[RedriveStep]) -> list[tuple[RedriveStep, Outcome | None]]:
+        """Carry out a plan; a letter is removed once its object settles other than failed."""
+        results: list[tuple[RedriveStep, Outcome | None]] = []
+        for step in steps:
+            if step.ref is None:
+                results.append((step, None))
+                continue
+            if step.ref.version == step.letter.ref.version:
+                self.ledger.reopen(step.ref, now=self.now())
+            summary = RunSummary()
+            self.process_one(step.ref, summary)
+            outcome = summary.outcomes[0] if summary.outcomes else None
+            if outcome is not None and (
+                outcome.status is not Status.FAILED or step.ref.version != step.letter.ref.version
+            ):
+                self.dead_letters.remove(step.letter.id)
+            results.append((step, outcome))
+        return results
+
+
+@dataclass(frozen=True)
+class RedriveStep:
+    letter: DeadLetter
+    ref: ObjectRef | None
+    action: str

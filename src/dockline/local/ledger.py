@@ -1,0 +1,220 @@
+"""SQLiteLedger: the ledger port on the local SQLite file.
+
+Claims are leases on the ``files`` row, taken in ``BEGIN IMMEDIATE`` so two
+``dockline run`` processes never hold the same object version. A lease whose
+owner process is gone (kill -9) is taken over at once; any other lease after
+``lease_seconds``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Sequence
+
+import orjson
+
+from dockline.errors import BusyError
+from dockline.jsonx import dumps
+from dockline.local.db import Database
+from dockline.models import (
+    BadRecord,
+    ConflictPolicy,
+    ObjectRef,
+    Outcome,
+    Record,
+    Status,
+    WriteReport,
+    is_newer,
+)
+from dockline.ports import Ledger
+
+_HOST = socket.gethostname()
+
+_INSERT = (
+    "INSERT INTO items (pk, payload, payload_ref, oversized, content_hash, bucket, key, version, status,"
+    " size, record_index, sequencer, event_time, received_at, processed_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'processed', ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _owner_alive(owner: str | None) -> bool:
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != _HOST or not pid_text.isdigit():
+        return True  # another machine's lease: trust its expiry time only
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def outcome_from_row(ref: ObjectRef, row: sqlite3.Row | tuple[object, ...]) -> Outcome:
+    status, error, pk, attempts, records, duplicates, conflicts, skipped, notified = row[:9]
+    bad = tuple(BadRecord(int(s["index"]), str(s["reason"])) for s in orjson.loads(str(skipped or "[]")))
+    return Outcome(
+        ref=ref,
+        status=Status(str(status)),
+        error=str(error) if error is not None else None,
+        pk=str(pk) if pk is not None else None,
+        attempts=int(str(attempts)),
+        records=int(str(records)),
+        duplicates=int(str(duplicates)),
+        conflicts=int(str(conflicts)),
+        skipped=bad,
+        notified=bool(notified),
+    )
+
+
+class SQLiteLedger(Ledger):
+    def __init__(self, db: Database, *, lease_seconds: float = 300.0) -> None:
+        self.db = db
+        self.lease_seconds = lease_seconds
+        self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def begin(self, ref: ObjectRef, *, now: str) -> Outcome | None:
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT status, error, pk, attempts, records, duplicates, conflicts, skipped, notified,"
+                " lease_owner, lease_until FROM files WHERE bucket = ? AND key = ? AND version = ?",
+                (ref.bucket, ref.key, ref.version),
+            ).fetchone()
+            if row is not None:
+                if Status(row[0]).is_final:
+                    return outcome_from_row(ref, row)
+                owner, until = row[9], row[10]
+                if (
+                    row[0] == Status.PROCESSING
+                    and owner != self.owner
+                    and until is not None
+                    and until > time.time()
+                    and _owner_alive(owner)
+                ):
+                    raise BusyError(f"{ref.key} is being processed by {owner}")
+            conn.execute(
+                "INSERT INTO files (bucket, key, version, status, attempts, size, sequencer, event_time,"
+                " received_at, updated_at, lease_owner, lease_until) VALUES (?, ?, ?, 'processing', 1, ?, ?, ?,"
+                " ?, ?, ?, ?) ON CONFLICT (bucket, key, version) DO UPDATE SET status = 'processing',"
+                " attempts = attempts + 1, updated_at = excluded.updated_at, lease_owner = excluded.lease_owner,"
+                " lease_until = excluded.lease_until",
+                (
+                    ref.bucket, ref.key, ref.version, ref.size, ref.sequencer, ref.event_time,
+                    now, now, self.owner, time.time() + self.lease_seconds,
+                ),
+            )
+        return None
+
+    def register(self, ref: ObjectRef, *, now: str) -> None:
+        """Record a version as pending (seen, not yet claimed), if it is not known yet."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO files (bucket, key, version, status, size, sequencer, event_time, received_at,"
+                " updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (ref.bucket, ref.key, ref.version, ref.size, ref.sequencer, ref.event_time, now, now),
+            )
+
+    def write(
+        self, ref: ObjectRef, records: Sequence[Record], *, policy: ConflictPolicy, now: str
+    ) -> WriteReport:
+        rows = [
+            (
+                r.pk,
+                None if r.oversized else dumps(r.payload).decode(),
+                f"{ref.uri}?sha256={ref.version}" if r.oversized else None,
+                int(r.oversized),
+                r.content_hash,
+                ref.bucket, ref.key, ref.version, ref.size, r.index, ref.sequencer, ref.event_time,
+                ref.event_time, now,
+            )
+            for r in records
+        ]
+        with self.db.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(_INSERT + " ON CONFLICT (pk) DO NOTHING", rows)
+            if conn.total_changes - before == len(rows):  # the common case: all new
+                return WriteReport(written=tuple(r.pk for r in records))
+            return self._classify(conn, ref, records, rows, policy)
+
+    def _classify(
+        self,
+        conn: sqlite3.Connection,
+        ref: ObjectRef,
+        records: Sequence[Record],
+        rows: list[tuple[object, ...]],
+        policy: ConflictPolicy,
+    ) -> WriteReport:
+        written: list[str] = []
+        duplicates: list[str] = []
+        conflicts: list[tuple[str, str]] = []
+        for record, row in zip(records, rows, strict=True):
+            key, version, content_hash, sequencer, event_time = conn.execute(
+                "SELECT key, version, content_hash, sequencer, event_time FROM items WHERE pk = ?", (record.pk,)
+            ).fetchone()
+            same_source = key == ref.key and version == ref.version
+            if content_hash == record.content_hash:
+                (written if same_source else duplicates).append(record.pk)
+            elif (
+                not same_source
+                and policy is ConflictPolicy.OVERWRITE
+                and is_newer(ref, key=key, sequencer=sequencer, event_time=event_time)
+            ):
+                conn.execute("DELETE FROM items WHERE pk = ?", (record.pk,))
+                conn.execute(_INSERT, row)
+                written.append(record.pk)
+            else:
+                origin = f"{key} (line {record.index})" if same_source and record.index else key
+                conflicts.append((record.pk, origin))
+        return WriteReport(tuple(written), tuple(duplicates), tuple(conflicts))
+
+    def settle(self, outcome: Outcome, *, now: str) -> bool:
+        ref = outcome.ref
+        skipped = orjson.dumps([{"index": b.index, "reason": b.reason} for b in outcome.skipped]).decode()
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT status, notified, attempts FROM files WHERE bucket = ? AND key = ? AND version = ?",
+                (ref.bucket, ref.key, ref.version),
+            ).fetchone()
+            if row is not None and Status(row[0]).is_final:
+                return not row[1]
+            attempts = max(outcome.attempts, row[2] if row is not None else 1)
+            conn.execute(
+                "INSERT INTO files (bucket, key, version, status, error, pk, attempts, records, duplicates,"
+                " conflicts, skipped, size, sequencer, event_time, received_at, updated_at, notified)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+                " ON CONFLICT (bucket, key, version) DO UPDATE SET status = excluded.status,"
+                " error = excluded.error, pk = excluded.pk, attempts = excluded.attempts,"
+                " records = excluded.records, duplicates = excluded.duplicates, conflicts = excluded.conflicts,"
+                " skipped = excluded.skipped, updated_at = excluded.updated_at, notified = 0,"
+                " lease_owner = NULL, lease_until = NULL",
+                (
+                    ref.bucket, ref.key, ref.version, str(outcome.status), outcome.error, outcome.pk, attempts,
+                    outcome.records, outcome.duplicates, outcome.conflicts, skipped, ref.size, ref.sequencer,
+                    ref.event_time, now, now,
+                ),
+            )
+        return True
+
+    def mark_notified(self, outcome: Outcome) -> None:
+        ref = outcome.ref
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE files SET notified = 1 WHERE bucket = ? AND key = ? AND version = ?",
+                (ref.bucket, ref.key, ref.version),
+            )
+
+    def reopen(self, ref: ObjectRef, *, now: str) -> None:
+        """Forget the final state of a version so a redrive processes it again."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE files SET status = 'pending', error = NULL, notified = 0, updated_at = ?"
+                " WHERE bucket = ? AND key = ? AND version = ?",
+                (now, ref.bucket, ref.key, ref.version),
+            )

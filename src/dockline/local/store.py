@@ -1,0 +1,153 @@
+"""FolderStore: a folder is the bucket; the key is the path below it.
+
+Only regular files inside the folder are ever read: symlinks are not followed and
+special files (FIFOs, sockets, devices) are refused. Nothing here writes to or
+deletes a user's file; ``put`` writes through a temporary file outside the bucket
+and an atomic rename, so a watcher never sees half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from dockline.errors import ObjectGoneError, PermanentError, TransientError, UsageError
+from dockline.models import ObjectRef
+from dockline.pipeline import iso
+from dockline.ports import ObjectStore
+
+LOCAL_BUCKET = "local"
+_CHUNK = 1 << 20
+
+
+def check_key(key: str) -> str:
+    """Validate an object key for the local bucket. Raises UsageError."""
+    if not key or key.strip() != key:
+        raise UsageError(f"invalid key {key!r}: empty or with leading/trailing spaces")
+    if key.startswith("/") or key.startswith("\\") or (len(key) > 1 and key[1] == ":"):
+        raise UsageError(f"invalid key {key!r}: keys are relative paths inside the bucket, not absolute paths")
+    parts = PurePosixPath(key).parts
+    if any(part in ("..", ".") for part in key.split("/")) or "\\" in key or "\x00" in key:
+        raise UsageError(f"invalid key {key!r}: it would escape the bucket ('..', '.', '\\' are not allowed)")
+    if key.endswith("/") or not parts:
+        raise UsageError(f"invalid key {key!r}: a key must name a file, not a folder")
+    if len(key.encode("utf-8")) > 1024:
+        raise UsageError("invalid key: S3 keys are at most 1024 bytes")
+    return key
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ref_for(root: Path, key: str, st: os.stat_result, version: str) -> ObjectRef:
+    return ObjectRef(
+        bucket=LOCAL_BUCKET,
+        key=key,
+        version=version,
+        size=st.st_size,
+        # mtime in ns orders writes to one key like S3's sequencer does.
+        sequencer=f"{st.st_mtime_ns:020X}",
+        event_time=iso(datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC)),
+    )
+
+
+def special_version(st: os.stat_result) -> str:
+    """A version id for something that is not a regular file (it has no content to hash)."""
+    return f"special-{st.st_ino}-{st.st_mtime_ns}"
+
+
+class _Verifying(io.RawIOBase):
+    """Hashes what is read and checks, at the end, that it is the version we meant."""
+
+    def __init__(self, handle: BinaryIO, expected: str, key: str) -> None:
+        self._handle = handle
+        self._expected = expected
+        self._key = key
+        self._digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._handle.read(len(buffer))
+        if not data:
+            if self._digest.hexdigest() != self._expected:
+                raise ObjectGoneError(
+                    f"{self._key} changed while it was being read; its new content is processed as a new version"
+                )
+            return 0
+        self._digest.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class FolderStore(ObjectStore):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    @contextmanager
+    def open(self, ref: ObjectRef) -> Iterator[BinaryIO]:
+        path = self.path_for(ref.key)
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            raise ObjectGoneError("object no longer exists") from None
+        except OSError as exc:
+            raise TransientError(f"cannot stat {ref.key}: {exc.strerror}") from exc
+        if stat.S_ISLNK(st.st_mode):
+            raise PermanentError("it is a symbolic link; dockline reads only regular files inside the bucket")
+        if not stat.S_ISREG(st.st_mode):
+            raise PermanentError("it is not a regular file (a folder, FIFO, socket or device)")
+        for parent in path.relative_to(self.root).parents:
+            if parent != Path(".") and (self.root / parent).is_symlink():
+                raise PermanentError("its folder is a symbolic link; dockline never follows links out of the bucket")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            raise ObjectGoneError("object no longer exists") from None
+        except OSError as exc:
+            if exc.errno in (13, 1):  # EACCES, EPERM
+                raise PermanentError(f"permission denied reading {ref.key}") from exc
+            raise TransientError(f"cannot open {ref.key}: {exc.strerror}") from exc
+        with os.fdopen(fd, "rb", buffering=_CHUNK) as handle:
+            yield io.BufferedReader(_Verifying(handle, ref.version, ref.key), buffer_size=_CHUNK)  # type: ignore[arg-type]
+
+    def put(self, source: Path, key: str, *, staging: Path) -> Path:
+        """Copy ``source`` to ``key`` atomically (temp file outside the bucket, then rename).
+
+        Raises UsageError for a bad key or an unreadable source.
+        """
+        target = self.path_for(key)
+        if not source.is_file():
+            raise UsageError(f"{source} is not a readable file")
+        staging.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=staging, prefix=".put-")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+                shutil.copyfileobj(src, out, _CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise UsageError(f"cannot put {source} at {key}: {exc.strerror}") from exc
+        return target
