@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dockline.errors import PermanentError
+from dockline.jsonx import dumps, loads_exact
+
+finite_decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None)
+json_numbers = st.one_of(st.integers(min_value=-(10**60), max_value=10**60), finite_decimals)
+
+
+@given(json_numbers)
+def test_numbers_round_trip_exactly(number: int | Decimal) -> None:
+    # GIVEN a number written as JSON text
+    text = json.dumps({"n": str(number)}).replace(f'"{number}"', str(number))
+    # WHEN it is parsed and written again
+    value = loads_exact(text)["n"]
+    # THEN not one digit is lost or invented
+    assert value == number
+    assert str(value) == str(number)
+    assert loads_exact(dumps({"n": value}))["n"] == number
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_float_text_becomes_the_decimal_of_that_text(value: float) -> None:
+    text = repr(value)
+    parsed = loads_exact(f"[{text}]")[0]
+    assert parsed == (Decimal(text) if isinstance(parsed, Decimal) else int(text))
+
+
+def test_prices_keep_their_digits_and_trailing_zeros() -> None:
+    doc = loads_exact('{"price": 19.99, "tax": 0.1, "n": 1.10, "tiny": 1e-7, "big": 123456789012345678901234567890123456789012}')
+    assert doc["price"] == Decimal("19.99") and isinstance(doc["price"], Decimal)
+    assert str(doc["n"]) == "1.10"
+    assert doc["tiny"] == Decimal("1E-7")
+    assert doc["big"] == 123456789012345678901234567890123456789012
+    assert dumps(doc) == (
+        b'{"big":123456789012345678901234567890123456789012,"n":1.10,"price":19.99,"tax":0.1,"tiny":1E-7}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"a": NaN}', "NaN is not a valid JSON number"),
+        ('{"a": Infinity}', "Infinity is not a valid JSON number"),
+        ('{"a": -Infinity}', "-Infinity is not a valid JSON number"),
+        ('{"a": 1', "truncated JSON"),
+        ('{"a": 1} xyz', "trailing data after the JSON document"),
+        ("[" * 100_000, "nesting is too deep"),
+        ('{"a": ' * 100_000, "nesting is too deep"),
+        ("{'a': 1}", "not valid JSON"),
+    ],
+)
+def test_bad_json_gets_a_one_line_reason(text: str, reason: str) -> None:
+    with pytest.raises(PermanentError) as caught:
+        loads_exact(text)
+    assert reason in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_invalid_utf8_and_binary_are_named() -> None:
+    with pytest.raises(PermanentError, match=r"not valid UTF-8: byte 0xff at offset 7"):
+        loads_exact(b'{"a": "\xff"}')
+    with pytest.raises(PermanentError, match="binary data"):
+        loads_exact(b"\x00\x01\x02\xff\xfe")
