@@ -63,7 +63,11 @@ class Context:
             raise UsageError(
                 f"no dockline data in {self.data_dir} yet (use --data-dir, or `dockline put` / `dockline run` first)"
             )
-        return LocalEngine(self.data_dir, self.settings(), echo=(lambda line: console.print(line, markup=False, highlight=False)) if echo else None)
+        return LocalEngine(
+            self.data_dir,
+            self.settings(),
+            echo=(lambda line: console.print(line, markup=False, highlight=False)) if echo else None,
+        )
 
 
 def _ctx(ctx: typer.Context) -> Context:
@@ -83,13 +87,20 @@ def root(
     ctx: typer.Context,
     data_dir: Annotated[
         Path,
-        typer.Option("--data-dir", envvar="DOCKLINE_DATA_DIR", help="Where the local bucket folder and SQLite ledger live.", show_default=True),
+        typer.Option(
+            "--data-dir",
+            envvar="DOCKLINE_DATA_DIR",
+            help="Where the local bucket folder and SQLite ledger live.",
+            show_default=True,
+        ),
     ] = Path(DEFAULT_DATA_DIR),
     config: Annotated[
         Path | None,
         typer.Option("--config", envvar="DOCKLINE_CONFIG", help="Settings file (default: ./dockline.toml if present)."),
     ] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """Event-driven file pipeline."""
     ctx.obj = Context(data_dir=data_dir, config=config)
@@ -120,15 +131,24 @@ def put(
     engine = c.engine()
     key = key or f"{engine.settings.pipeline.prefix}{file.name}"
     engine.store.put(file, key, staging=engine.staging_dir)
-    note = "" if engine.settings.pipeline.matches(key) else "  (note: the key does not match the trigger's prefix/suffix; it will not be processed)"
+    note = (
+        ""
+        if engine.settings.pipeline.matches(key)
+        else "  (note: the key does not match the trigger's prefix/suffix; it will not be processed)"
+    )
     console.print(f"put {file} -> {key}{note}", markup=False, highlight=False)
 
 
 @app.command()
 def run(
     ctx: typer.Context,
-    once: Annotated[bool, typer.Option("--once", help="Process what is there now, then exit (0 even if files failed).")] = False,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, max=64, help="Files processed in parallel (default: [local] concurrency).")] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Process what is there now, then exit (0 even if files failed).")
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=64, help="Files processed in parallel (default: [local] concurrency)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print a line per notification.")] = False,
 ) -> None:
     """Watch the bucket folder and process matching new files (Ctrl-C stops)."""
@@ -139,8 +159,13 @@ def run(
     if once:
         show_progress = err.is_terminal and quiet
         with Progress(
-            TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err, disable=not show_progress, transient=True,
+            TextColumn("processing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not show_progress,
+            transient=True,
         ) as bar:
             task = bar.add_task("files", total=None)
 
@@ -152,13 +177,22 @@ def run(
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    err.print(f"watching {engine.bucket_dir} for {engine.settings.pipeline.prefix}* "
-              f"({', '.join(engine.settings.pipeline.all_suffixes())}); Ctrl-C to stop", markup=False, highlight=False)
+    err.print(
+        f"watching {engine.bucket_dir} for {engine.settings.pipeline.prefix}* "
+        f"({', '.join(engine.settings.pipeline.all_suffixes())}); Ctrl-C to stop",
+        markup=False,
+        highlight=False,
+    )
     try:
-        engine.watch(workers=workers, stop=stop, on_summary=lambda s: [err.print(e, markup=False) for e in s.errors])
+        engine.watch(workers=workers, stop=stop, on_summary=_print_problems)
     except KeyboardInterrupt:
         stop.set()
         err.print("stopped")
+
+
+def _print_problems(summary: Any) -> None:
+    for problem in summary.errors:
+        err.print(f"not settled: {problem}", markup=False, highlight=False)
 
 
 def _print_summary(summary: Any) -> None:
@@ -167,8 +201,7 @@ def _print_summary(summary: Any) -> None:
     if summary.busy:
         line += f"; {summary.busy} held by another process"
     err.print(line, markup=False, highlight=False)
-    for problem in summary.errors:
-        err.print(f"not settled: {problem}", markup=False, highlight=False)
+    _print_problems(summary)
 
 
 # -- ledger / files / notifications ------------------------------------------------------
@@ -187,7 +220,11 @@ def ledger_list(
         return
     table = Table("pk", "key", "status", "payload", title=f"{len(items)} ledger items")
     for item in items:
-        payload = "(oversized: " + str(item.get("payload_ref")) + ")" if item.get("oversized") else dumps(item["payload"]).decode()
+        payload = (
+            "(oversized: " + str(item.get("payload_ref")) + ")"
+            if item.get("oversized")
+            else dumps(item["payload"]).decode()
+        )
         table.add_row(item["pk"], item["key"], item["status"], payload if len(payload) < 80 else payload[:77] + "...")
     console.print(table)
 
@@ -215,7 +252,9 @@ def ledger_get(
 @files_app.command("list")
 def files_list(
     ctx: typer.Context,
-    status: Annotated[Status | None, typer.Option("--status", help="Only files in this state.", case_sensitive=False)] = None,
+    status: Annotated[
+        Status | None, typer.Option("--status", help="Only files in this state.", case_sensitive=False)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List received object versions: key, status, reason, pk, attempts."""
@@ -229,12 +268,18 @@ def files_list(
     for row in rows:
         reason = row["error"] or ""
         if row["skipped"]:
-            reason = (reason + "; " if reason else "") + "skipped " + ", ".join(
-                f"line {s['index']}: {s['reason']}" for s in row["skipped"][:3]
+            reason = (
+                (reason + "; " if reason else "")
+                + "skipped "
+                + ", ".join(f"line {s['index']}: {s['reason']}" for s in row["skipped"][:3])
             )
         table.add_row(
-            row["key"], f"[{_status_style(row['status'])}]{row['status']}[/]", row["pk"] or "",
-            str(row["attempts"]), str(row["records"]), reason,
+            row["key"],
+            f"[{_status_style(row['status'])}]{row['status']}[/]",
+            row["pk"] or "",
+            str(row["attempts"]),
+            str(row["records"]),
+            reason,
         )
     console.print(table)
 
@@ -263,7 +308,8 @@ QueueUrl = Annotated[
     typer.Option("--queue-url", help="Work on this AWS SQS dead-letter queue instead of the local one."),
 ]
 StackOption = Annotated[
-    bool, typer.Option("--aws", help="Use the deployed stack's DLQ (DeadLetterQueueUrl output) instead of the local one.")
+    bool,
+    typer.Option("--aws", help="Use the deployed stack's DLQ (DeadLetterQueueUrl output) instead of the local one."),
 ]
 
 
@@ -370,7 +416,9 @@ def dlq_redrive(
         return
     if dry_run:
         for step in steps:
-            console.print(f"would {step.action}: {step.letter.ref.key} ({step.letter.id})", markup=False, highlight=False)
+            console.print(
+                f"would {step.action}: {step.letter.ref.key} ({step.letter.id})", markup=False, highlight=False
+            )
         return
     for step, outcome in engine.redrive(steps):
         state = "left in the DLQ" if outcome is None else str(outcome.status)
@@ -381,7 +429,9 @@ def dlq_redrive(
 # -- demo ------------------------------------------------------------------------------
 @app.command()
 def demo(
-    keep: Annotated[Path | None, typer.Option("--data-dir-out", help="Use this (new) folder instead of a temporary one.")] = None,
+    keep: Annotated[
+        Path | None, typer.Option("--data-dir-out", help="Use this (new) folder instead of a temporary one.")
+    ] = None,
 ) -> None:
     """Run the whole chain on bundled sample files in a fresh data dir and show what happened."""
     from dockline.demo import run_demo

@@ -40,6 +40,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,7 @@ class Settings:
     source: Path | None = None  # the file these came from, if any
 
 
-_ENUMS: dict[str, type] = {
+_ENUMS: dict[str, type[StrEnum]] = {
     "records": RecordMode,
     "on_conflict": ConflictPolicy,
     "on_bad_record": BadRecordPolicy,
@@ -215,9 +216,11 @@ def _subscription(raw: Any, index: int) -> WebhookSubscription | EmailSubscripti
     if "to" in body and isinstance(body["to"], str):
         body["to"] = [body["to"]]
     if kind == "webhook":
-        return _check_required(section, WebhookSubscription, body, ("url",))
+        webhook: WebhookSubscription = _check_required(section, WebhookSubscription, body, ("url",))
+        return webhook
     if kind == "email":
-        return _check_required(section, EmailSubscription, body, ("host", "to"))
+        email: EmailSubscription = _check_required(section, EmailSubscription, body, ("host", "to"))
+        return email
     raise ConfigError(f"[{section}] type must be 'webhook' or 'email', not {kind!r}")
 
 
@@ -284,8 +287,7 @@ def parse_settings(document: Mapping[str, Any], source: Path | None = None) -> S
     aws = replace(
         aws,
         subscriptions=tuple(
-            _check_required("aws.subscriptions", AwsSubscription, dict(s), ("protocol", "endpoint"))
-            for s in aws_subs
+            _check_required("aws.subscriptions", AwsSubscription, dict(s), ("protocol", "endpoint")) for s in aws_subs
         ),
     )
     return _validate(Settings(pipeline=pipeline, local=local, aws=aws, source=source))

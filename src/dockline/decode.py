@@ -142,8 +142,8 @@ class RecordStream:
     def size(self) -> int:
         return self._raw.count
 
-    def _text_source(self) -> io.BufferedReader:
-        buffered = io.BufferedReader(self._raw, buffer_size=_CHUNK)
+    def _text_source(self) -> BinaryIO:
+        buffered: BinaryIO = io.BufferedReader(self._raw, buffer_size=_CHUNK)
         if not self._gz:
             return buffered
         inflated = gzip.GzipFile(fileobj=buffered, mode="rb")
@@ -176,7 +176,7 @@ class RecordStream:
             raise PermanentError(f"line {index}: {reason}" if self._format != "json" else f"element {index}: {reason}")
         self.skipped.append(BadRecord(index=index, reason=reason))
 
-    def _json(self, source: io.BufferedReader) -> Iterator[Record]:
+    def _json(self, source: BinaryIO) -> Iterator[Record]:
         data = source.read()
         if not data.strip():
             raise PermanentError("the file is empty" if not data else "the file is blank (whitespace only)")
@@ -193,7 +193,7 @@ class RecordStream:
                 continue
             yield record
 
-    def _lines(self, source: io.BufferedReader) -> Iterator[Record]:
+    def _lines(self, source: BinaryIO) -> Iterator[Record]:
         max_inline = self._settings.max_inline_bytes
         seen_text = False
         for number, line in enumerate(source, start=1):
@@ -211,7 +211,7 @@ class RecordStream:
         if not seen_text and self._raw.count:
             raise PermanentError("the file is blank (whitespace only)")
 
-    def _csv(self, source: io.BufferedReader) -> Iterator[Record]:
+    def _csv(self, source: BinaryIO) -> Iterator[Record]:
         text = io.TextIOWrapper(source, encoding="utf-8-sig", errors="strict", newline="")
         reader = csv.reader(text)
         max_inline = self._settings.max_inline_bytes
@@ -231,7 +231,9 @@ class RecordStream:
                     continue
                 try:
                     document = {h: converters.get(h, str)(v) for h, v in zip(header, row, strict=True)}
-                    record = make_record(document, fallback_pk=f"{self.key}#{number}", index=number, max_inline=max_inline)
+                    record = make_record(
+                        document, fallback_pk=f"{self.key}#{number}", index=number, max_inline=max_inline
+                    )
                 except PermanentError as exc:
                     self._bad(number, str(exc))
                     continue
@@ -274,4 +276,3 @@ _CSV_TYPES: dict[str, Callable[[str], Any]] = {
     "decimal": _csv_decimal,
     "bool": _csv_bool,
 }
-

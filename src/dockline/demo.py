@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-
-from dataclasses import replace
 
 from dockline.config import LocalSettings, Settings
 from dockline.errors import UsageError
@@ -59,7 +58,9 @@ def run_demo(console: Console, *, target: Path | None = None) -> Path:
         detail = row["error"] or (f"{row['records']} records" if row["records"] > 1 else "")
         name = row["key"].removeprefix(engine.settings.pipeline.prefix)
         pk = row["pk"] or ""
-        table.add_row(name, f"[{styles.get(status, 'white')}]{status}[/]", pk if len(pk) < 20 else pk[:17] + "...", detail)
+        table.add_row(
+            name, f"[{styles.get(status, 'white')}]{status}[/]", pk if len(pk) < 20 else pk[:17] + "...", detail
+        )
     console.print(table)
     items = list_items(engine.db)
     ledger = Table("pk", "payload (exact numbers)", title=f"Ledger: {len(items)} items")
@@ -68,8 +69,10 @@ def run_demo(console: Console, *, target: Path | None = None) -> Path:
         ledger.add_row(item["pk"], payload if len(payload) <= 90 else payload[:87] + "...")
     console.print(ledger)
     messages = engine.topic.messages()
-    console.print(f"{len(messages)} notifications published, {len(list(engine.dead_letters.list()))} dead letter(s); "
-                  f"settled in {summary.seconds:.2f}s.\n")
+    console.print(
+        f"{len(messages)} notifications published, {len(list(engine.dead_letters.list()))} dead letter(s); "
+        f"settled in {summary.seconds:.2f}s.\n"
+    )
     console.print("Explore it:", highlight=False)
     for command in ("files list", "ledger list --json", "notifications list", "dlq list"):
         console.print(f"  dockline --data-dir {data_dir} {command}", highlight=False, markup=False)

@@ -71,9 +71,7 @@ class MemoryLedger(Ledger):
             self.files[self._id(ref)] = Outcome(ref=ref, status=Status.PROCESSING, attempts=attempts)
             return None
 
-    def write(
-        self, ref: ObjectRef, records: Sequence[Record], *, policy: ConflictPolicy, now: str
-    ) -> WriteReport:
+    def write(self, ref: ObjectRef, records: Sequence[Record], *, policy: ConflictPolicy, now: str) -> WriteReport:
         written: list[str] = []
         duplicates: list[str] = []
         conflicts: list[tuple[str, str]] = []

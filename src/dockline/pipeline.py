@@ -176,4 +176,3 @@ class Pipeline:
                 error = f"all {len(report.duplicates)} records are already in the ledger with identical content"
             return Outcome(status=Status.DUPLICATE, error=error, **common)  # type: ignore[arg-type]
         return Outcome(status=Status.PROCESSED, **common)  # type: ignore[arg-type]
-

@@ -25,7 +25,7 @@ class RetryPolicy:
 
     def delay(self, failures: int) -> float:
         """Full jitter: uniform in [0, min(max, base * 2**(failures-1))]."""
-        return self.rand() * min(self.max_seconds, self.base_seconds * 2 ** (failures - 1))
+        return self.rand() * min(self.max_seconds, self.base_seconds * 2.0 ** (failures - 1))
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn``; retry on TransientError; re-raise the last one when out of attempts.

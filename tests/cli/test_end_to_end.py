@@ -40,7 +40,10 @@ def test_put_then_run_once_writes_ledger_files_and_notifications(cli, tmp_path: 
     assert '"total": 19.99' in raw and '"n": 1.10' in raw and '"tiny": 1E-7' in raw
     item = json.loads(raw)
     assert {k: item[k] for k in ("pk", "bucket", "key", "status")} == {
-        "pk": "o-1", "bucket": "local", "key": "incoming/order.json", "status": "processed",
+        "pk": "o-1",
+        "bucket": "local",
+        "key": "incoming/order.json",
+        "status": "processed",
     }
     assert len(json.loads(cli("ledger", "list", "--json").stdout)) == 3
     # AND one notification per file, with the seed's subject and filterable attributes

@@ -35,8 +35,20 @@ COMMANDS = _commands()
 
 def test_the_cli_has_the_contracted_commands() -> None:
     names = {name for name, _ in COMMANDS}
-    assert {"put", "run", "ledger list", "ledger get", "files list", "notifications list", "demo",
-            "dlq list", "dlq show", "dlq redrive", "synth", "deploy"} <= names
+    assert {
+        "put",
+        "run",
+        "ledger list",
+        "ledger get",
+        "files list",
+        "notifications list",
+        "demo",
+        "dlq list",
+        "dlq show",
+        "dlq redrive",
+        "synth",
+        "deploy",
+    } <= names
 
 
 @pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[n for n, _ in COMMANDS])

@@ -34,7 +34,9 @@ def test_float_text_becomes_the_decimal_of_that_text(value: float) -> None:
 
 
 def test_prices_keep_their_digits_and_trailing_zeros() -> None:
-    doc = loads_exact('{"price": 19.99, "tax": 0.1, "n": 1.10, "tiny": 1e-7, "big": 123456789012345678901234567890123456789012}')
+    doc = loads_exact(
+        '{"price": 19.99, "tax": 0.1, "n": 1.10, "tiny": 1e-7, "big": 123456789012345678901234567890123456789012}'
+    )
     assert doc["price"] == Decimal("19.99") and isinstance(doc["price"], Decimal)
     assert str(doc["n"]) == "1.10"
     assert doc["tiny"] == Decimal("1E-7")

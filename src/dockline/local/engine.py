@@ -94,7 +94,7 @@ class LocalEngine:
                 if not self.settings.pipeline.matches(key):
                     continue
                 try:
-                    yield key, os.lstat(os.path.join(folder, name))
+                    yield key, os.lstat(os.path.join(folder, name))  # noqa: PTH118 - hot loop, str paths
                 except FileNotFoundError:
                     continue
 
@@ -115,7 +115,9 @@ class LocalEngine:
                 continue
             hit = cache.get(key)
             if hit is not None and (hit["size"], hit["mtime_ns"], hit["inode"]) == (
-                st.st_size, st.st_mtime_ns, st.st_ino
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ino,
             ):
                 version = str(hit["version"])
             else:
@@ -223,8 +225,13 @@ class LocalEngine:
         total.seconds = time.perf_counter() - started
         return total
 
-    def watch(self, *, workers: int | None = None, stop: threading.Event | None = None,
-              on_summary: Callable[[RunSummary], None] | None = None) -> None:
+    def watch(
+        self,
+        *,
+        workers: int | None = None,
+        stop: threading.Event | None = None,
+        on_summary: Callable[[RunSummary], None] | None = None,
+    ) -> None:
         """Process files as they arrive until ``stop`` is set (or Ctrl-C)."""
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer

@@ -106,8 +106,16 @@ class SQLiteLedger(Ledger):
                 " attempts = attempts + 1, updated_at = excluded.updated_at, lease_owner = excluded.lease_owner,"
                 " lease_until = excluded.lease_until",
                 (
-                    ref.bucket, ref.key, ref.version, ref.size, ref.sequencer, ref.event_time,
-                    now, now, self.owner, time.time() + self.lease_seconds,
+                    ref.bucket,
+                    ref.key,
+                    ref.version,
+                    ref.size,
+                    ref.sequencer,
+                    ref.event_time,
+                    now,
+                    now,
+                    self.owner,
+                    time.time() + self.lease_seconds,
                 ),
             )
         return None
@@ -121,9 +129,7 @@ class SQLiteLedger(Ledger):
                 (ref.bucket, ref.key, ref.version, ref.size, ref.sequencer, ref.event_time, now, now),
             )
 
-    def write(
-        self, ref: ObjectRef, records: Sequence[Record], *, policy: ConflictPolicy, now: str
-    ) -> WriteReport:
+    def write(self, ref: ObjectRef, records: Sequence[Record], *, policy: ConflictPolicy, now: str) -> WriteReport:
         rows = [
             (
                 r.pk,
@@ -131,8 +137,15 @@ class SQLiteLedger(Ledger):
                 f"{ref.uri}?sha256={ref.version}" if r.oversized else None,
                 int(r.oversized),
                 r.content_hash,
-                ref.bucket, ref.key, ref.version, ref.size, r.index, ref.sequencer, ref.event_time,
-                ref.event_time, now,
+                ref.bucket,
+                ref.key,
+                ref.version,
+                ref.size,
+                r.index,
+                ref.sequencer,
+                ref.event_time,
+                ref.event_time,
+                now,
             )
             for r in records
         ]
@@ -148,7 +161,7 @@ class SQLiteLedger(Ledger):
         conn: sqlite3.Connection,
         ref: ObjectRef,
         records: Sequence[Record],
-        rows: list[tuple[object, ...]],
+        rows: Sequence[tuple[object, ...]],
         policy: ConflictPolicy,
     ) -> WriteReport:
         written: list[str] = []
@@ -195,9 +208,22 @@ class SQLiteLedger(Ledger):
                 " skipped = excluded.skipped, updated_at = excluded.updated_at, notified = 0,"
                 " lease_owner = NULL, lease_until = NULL",
                 (
-                    ref.bucket, ref.key, ref.version, str(outcome.status), outcome.error, outcome.pk, attempts,
-                    outcome.records, outcome.duplicates, outcome.conflicts, skipped, ref.size, ref.sequencer,
-                    ref.event_time, now, now,
+                    ref.bucket,
+                    ref.key,
+                    ref.version,
+                    str(outcome.status),
+                    outcome.error,
+                    outcome.pk,
+                    attempts,
+                    outcome.records,
+                    outcome.duplicates,
+                    outcome.conflicts,
+                    skipped,
+                    ref.size,
+                    ref.sequencer,
+                    ref.event_time,
+                    now,
+                    now,
                 ),
             )
         return True

@@ -38,14 +38,14 @@ def _item(row: Any) -> dict[str, Any]:
 
 
 def list_items(db: Database, *, limit: int | None = None) -> list[dict[str, Any]]:
-    sql = f"SELECT {_ITEM_COLUMNS} FROM items ORDER BY processed_at, pk"
+    sql = f"SELECT {_ITEM_COLUMNS} FROM items ORDER BY processed_at, pk"  # noqa: S608 - constant columns
     if limit:
         sql += f" LIMIT {int(limit)}"
     return [_item(row) for row in db.query(sql)]
 
 
 def get_item(db: Database, pk: str) -> dict[str, Any] | None:
-    rows = db.query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE pk = ?", (pk,))
+    rows = db.query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE pk = ?", (pk,))  # noqa: S608 - constant columns
     return _item(rows[0]) if rows else None
 
 

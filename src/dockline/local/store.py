@@ -33,7 +33,7 @@ def check_key(key: str) -> str:
     """Validate an object key for the local bucket. Raises UsageError."""
     if not key or key.strip() != key:
         raise UsageError(f"invalid key {key!r}: empty or with leading/trailing spaces")
-    if key.startswith("/") or key.startswith("\\") or (len(key) > 1 and key[1] == ":"):
+    if key.startswith(("/", "\\")) or (len(key) > 1 and key[1] == ":"):
         raise UsageError(f"invalid key {key!r}: keys are relative paths inside the bucket, not absolute paths")
     parts = PurePosixPath(key).parts
     if any(part in ("..", ".") for part in key.split("/")) or "\\" in key or "\x00" in key:
@@ -116,7 +116,7 @@ class FolderStore(ObjectStore):
         if not stat.S_ISREG(st.st_mode):
             raise PermanentError("it is not a regular file (a folder, FIFO, socket or device)")
         for parent in path.relative_to(self.root).parents:
-            if parent != Path(".") and (self.root / parent).is_symlink():
+            if parent != Path() and (self.root / parent).is_symlink():
                 raise PermanentError("its folder is a symbolic link; dockline never follows links out of the bucket")
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
@@ -127,7 +127,7 @@ class FolderStore(ObjectStore):
                 raise PermanentError(f"permission denied reading {ref.key}") from exc
             raise TransientError(f"cannot open {ref.key}: {exc.strerror}") from exc
         with os.fdopen(fd, "rb", buffering=_CHUNK) as handle:
-            yield io.BufferedReader(_Verifying(handle, ref.version, ref.key), buffer_size=_CHUNK)  # type: ignore[arg-type]
+            yield io.BufferedReader(_Verifying(handle, ref.version, ref.key), buffer_size=_CHUNK)
 
     def put(self, source: Path, key: str, *, staging: Path) -> Path:
         """Copy ``source`` to ``key`` atomically (temp file outside the bucket, then rename).
@@ -146,7 +146,7 @@ class FolderStore(ObjectStore):
                 shutil.copyfileobj(src, out, _CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(tmp, target)
+            tmp.replace(target)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise UsageError(f"cannot put {source} at {key}: {exc.strerror}") from exc

@@ -62,8 +62,14 @@ class LocalTopic(Notifier):
                 conn.execute(
                     "INSERT OR REPLACE INTO deliveries (notification_id, subscription, status, error, attempts,"
                     " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (notification_id, sub.name, "delivered" if delivered else "failed", error, attempts,
-                     iso(self._clock())),
+                    (
+                        notification_id,
+                        sub.name,
+                        "delivered" if delivered else "failed",
+                        error,
+                        attempts,
+                        iso(self._clock()),
+                    ),
                 )
 
     def messages(self, *, limit: int | None = None) -> list[dict[str, Any]]:
@@ -72,8 +78,12 @@ class LocalTopic(Notifier):
         deliveries: dict[int, list[dict[str, Any]]] = {}
         for d in self.db.query("SELECT notification_id, subscription, status, error, attempts FROM deliveries"):
             deliveries.setdefault(int(d["notification_id"]), []).append(
-                {"subscription": d["subscription"], "status": d["status"], "error": d["error"],
-                 "attempts": d["attempts"]}
+                {
+                    "subscription": d["subscription"],
+                    "status": d["status"],
+                    "error": d["error"],
+                    "attempts": d["attempts"],
+                }
             )
         return [
             {
@@ -99,8 +109,15 @@ class SQLiteDeadLetters(DeadLetters):
             conn.execute(
                 "INSERT OR REPLACE INTO dead_letters (id, bucket, key, version, reason, attempts, failed_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (letter.id, letter.ref.bucket, letter.ref.key, letter.ref.version, letter.reason,
-                 letter.attempts, letter.failed_at),
+                (
+                    letter.id,
+                    letter.ref.bucket,
+                    letter.ref.key,
+                    letter.ref.version,
+                    letter.reason,
+                    letter.attempts,
+                    letter.failed_at,
+                ),
             )
 
     def list(self) -> Iterator[DeadLetter]:
