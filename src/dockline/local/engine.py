@@ -23,7 +23,7 @@ from dockline.config import Settings
 from dockline.errors import BusyError, DocklineError, TransientError, UsageError
 from dockline.local.db import Database
 from dockline.local.ledger import SQLiteLedger
-from dockline.local.store import FolderStore, ref_for, sha256_file, special_version
+from dockline.local.store import FolderStore, ref_for, sha256_file, special_version, unread_version
 from dockline.local.subscriptions import build_subscriptions
 from dockline.local.topic import LocalTopic, SQLiteDeadLetters
 from dockline.models import DeadLetter, ObjectRef, Outcome, Status
@@ -64,7 +64,7 @@ class LocalEngine:
         self.staging_dir = data_dir / "tmp"  # outside the bucket: never seen by a scan
         self.bucket_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(data_dir / "dockline.db")
-        self.store = FolderStore(self.bucket_dir)
+        self.store = FolderStore(self.bucket_dir, max_object_bytes=settings.pipeline.max_object_bytes)
         self.ledger = SQLiteLedger(self.db, lease_seconds=settings.local.lease_seconds)
         self.topic = LocalTopic(self.db, subscriptions=build_subscriptions(settings.local.subscriptions), echo=echo)
         self.dead_letters = SQLiteDeadLetters(self.db)
@@ -122,7 +122,7 @@ class LocalEngine:
                 version = str(hit["version"])
             else:
                 try:
-                    version = sha256_file(self.store.path_for(key))
+                    version = self._version_of(key, st)
                 except OSError:
                     continue  # vanished or unreadable now; the next scan decides
                 fresh.append((key, st.st_size, st.st_mtime_ns, st.st_ino, version))
@@ -140,6 +140,14 @@ class LocalEngine:
         todo = [ref for ref in ready if (ref.key, ref.version) not in settled]
         todo.sort(key=lambda r: (r.sequencer or "", r.key))
         return ScanResult(ready=todo, unsettled=unsettled)
+
+    def _version_of(self, key: str, st: os.stat_result) -> str:
+        """The SHA-256 of a regular file's bytes; a stand-in for what must not be read."""
+        if not stat.S_ISREG(st.st_mode):
+            return special_version(st)
+        if self.store.too_big(st):
+            return unread_version(st)  # never read more than max_object_bytes, not even to hash
+        return sha256_file(self.store.path_for(key))
 
     # -- processing ---------------------------------------------------------------
     def process_one(self, ref: ObjectRef, summary: RunSummary) -> None:
@@ -290,10 +298,7 @@ class LocalEngine:
             except FileNotFoundError:
                 steps.append(RedriveStep(letter, None, "skip: the object no longer exists"))
                 continue
-            if stat.S_ISREG(st.st_mode):
-                version = sha256_file(self.store.path_for(letter.ref.key))
-            else:
-                version = special_version(st)
+            version = self._version_of(letter.ref.key, st)
             ref = ref_for(self.bucket_dir, letter.ref.key, st, version)
             action = "reprocess (unchanged)" if version == letter.ref.version else "process the new version"
             steps.append(RedriveStep(letter, ref, action))

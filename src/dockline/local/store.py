@@ -70,6 +70,11 @@ def special_version(st: os.stat_result) -> str:
     return f"special-{st.st_ino}-{st.st_mtime_ns}"
 
 
+def unread_version(st: os.stat_result) -> str:
+    """A version id for a file too big to read: hashing it would read what the limit forbids."""
+    return f"oversized-{st.st_size}-{st.st_ino}-{st.st_mtime_ns}"
+
+
 class _Verifying(io.RawIOBase):
     """Hashes what is read and checks, at the end, that it is the version we meant."""
 
@@ -96,8 +101,14 @@ class _Verifying(io.RawIOBase):
 
 
 class FolderStore(ObjectStore):
-    def __init__(self, root: Path) -> None:
+    """``max_object_bytes`` refuses bigger files by their size, before reading a byte."""
+
+    def __init__(self, root: Path, *, max_object_bytes: int | None = None) -> None:
         self.root = root
+        self.max_object_bytes = max_object_bytes
+
+    def too_big(self, st: os.stat_result) -> bool:
+        return self.max_object_bytes is not None and st.st_size > self.max_object_bytes
 
     def path_for(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
@@ -115,6 +126,10 @@ class FolderStore(ObjectStore):
             raise PermanentError("it is a symbolic link; dockline reads only regular files inside the bucket")
         if not stat.S_ISREG(st.st_mode):
             raise PermanentError("it is not a regular file (a folder, FIFO, socket or device)")
+        if self.too_big(st):
+            raise PermanentError(
+                f"the object is larger than the maximum of {self.max_object_bytes:,} bytes ({st.st_size:,} bytes)"
+            )
         for parent in path.relative_to(self.root).parents:
             if parent != Path() and (self.root / parent).is_symlink():
                 raise PermanentError("its folder is a symbolic link; dockline never follows links out of the bucket")
@@ -129,6 +144,19 @@ class FolderStore(ObjectStore):
         with os.fdopen(fd, "rb", buffering=_CHUNK) as handle:
             yield io.BufferedReader(_Verifying(handle, ref.version, ref.key), buffer_size=_CHUNK)
 
+    def _check_folders(self, key: str, target: Path) -> None:
+        """A folder on the way that is a link could lead out of the bucket: refuse it."""
+        folder = self.root
+        for part in target.relative_to(self.root).parts[:-1]:
+            folder = folder / part
+            if folder.is_symlink():
+                raise UsageError(
+                    f"invalid key {key!r}: {folder.relative_to(self.root).as_posix()} is a symbolic link;"
+                    " dockline never writes through links, which could lead out of the bucket"
+                )
+            if folder.exists() and not folder.is_dir():
+                raise UsageError(f"invalid key {key!r}: {folder.relative_to(self.root).as_posix()} is a file")
+
     def put(self, source: Path, key: str, *, staging: Path) -> Path:
         """Copy ``source`` to ``key`` atomically (temp file outside the bucket, then rename).
 
@@ -137,6 +165,7 @@ class FolderStore(ObjectStore):
         target = self.path_for(key)
         if not source.is_file():
             raise UsageError(f"{source} is not a readable file")
+        self._check_folders(key, target)
         staging.mkdir(parents=True, exist_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=staging, prefix=".put-")
