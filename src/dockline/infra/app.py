@@ -58,9 +58,7 @@ def synth(settings: Settings, out_dir: Path, *, vendor_wheels: bool = False) -> 
 
         from dockline.infra.stack import DocklineStack
     except ImportError as exc:
-        raise SynthError(
-            f"{exc.name} is not installed; install dockline with the cdk extra: dockline[cdk]"
-        ) from exc
+        raise SynthError(f"{exc.name} is not installed; install dockline with the cdk extra: dockline[cdk]") from exc
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dockline-code-") as tmp:
@@ -74,9 +72,7 @@ def synth(settings: Settings, out_dir: Path, *, vendor_wheels: bool = False) -> 
     return [out_dir / stack.template_file for stack in assembly.stacks]
 
 
-def deploy_command(
-    *, npx: str, out_dir: Path, stack_name: str, approve: bool, profile: str | None
-) -> list[str]:
+def deploy_command(*, npx: str, out_dir: Path, stack_name: str, approve: bool, profile: str | None) -> list[str]:
     """The CDK CLI call that deploys the already-synthesized assembly in ``out_dir``."""
     command = [
         npx,
@@ -113,9 +109,7 @@ def _check_credentials(profile: str | None) -> None:
         raise DeployError("no AWS region set; set AWS_REGION or a region in your AWS profile")
 
 
-def deploy(
-    settings: Settings, *, out_dir: Path, approve: bool, profile: str | None, vendor_wheels: bool = True
-) -> int:
+def deploy(settings: Settings, *, out_dir: Path, approve: bool, profile: str | None, vendor_wheels: bool = True) -> int:
     """Synthesize into ``out_dir`` and run ``cdk deploy`` on it; return the CDK CLI's exit code.
 
     Raises ConfigError, DeployError (no npx, credentials or region), SynthError or AssetError.

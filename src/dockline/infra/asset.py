@@ -21,9 +21,9 @@ LAMBDA_PYTHON_VERSION = "3.13"
 # Vendored only on request: compiled wheels for the function's platform (arm64, CPython 3.13).
 VENDORED_WHEELS: tuple[str, ...] = ("orjson>=3.9,<4",)
 
-# Never shipped to Lambda: the CDK code (aws_cdk must never be imported there), the CLI
-# (typer, rich) and the local engine (watchdog), none of which the handler imports.
-_EXCLUDED = ("infra", "cli.py", "local", "__pycache__", "*.pyc", "*.pyo")
+# Never shipped to Lambda: the CDK code (aws_cdk must never be imported there), the CLI and
+# `python -m dockline` (typer, rich), and the local engine (watchdog): the handler imports none.
+_EXCLUDED = ("infra", "cli.py", "__main__.py", "local", "__pycache__", "*.pyc", "*.pyo")
 
 
 class AssetError(DocklineError):

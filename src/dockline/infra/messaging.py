@@ -88,10 +88,7 @@ class PipelineQueues(Construct):
         )
         skip_cfn_lint(
             self.dead_letter_queue,
-            {
-                "ES6000": "This is the dead-letter queue: failed messages end here, "
-                "nothing redrives them further."
-            },
+            {"ES6000": "This is the dead-letter queue: failed messages end here, nothing redrives them further."},
         )
         self.input_queue: sqs.Queue | None = None
         if not with_input_queue:
@@ -106,9 +103,7 @@ class PipelineQueues(Construct):
             enforce_ssl=True,
             visibility_timeout=Duration.seconds(function_timeout.to_seconds() * visibility_factor),
             retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letter_queue, max_receive_count=max_receive_count
-            ),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
             removal_policy=removal_policy,
         )
         self.input_queue.add_to_resource_policy(

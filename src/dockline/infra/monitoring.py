@@ -55,9 +55,7 @@ class PipelineMonitoring(Construct):
         dashboard_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.alarm_topic: sns.Topic = encrypted_topic(
-            self, "AlarmTopic", topic_name=alarm_topic_name, key=key
-        )
+        self.alarm_topic: sns.Topic = encrypted_topic(self, "AlarmTopic", topic_name=alarm_topic_name, key=key)
         if alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         errors = function.metric_errors(period=PERIOD, statistic=cloudwatch.Stats.SUM)
@@ -82,9 +80,7 @@ class PipelineMonitoring(Construct):
             f"A run took over {int(DURATION_ALARM_SHARE * 100)}% of the {timeout_seconds}s timeout.",
         )
         widgets: list[cloudwatch.IWidget] = [
-            cloudwatch.GraphWidget(
-                title="Invocations", left=[function.metric_invocations(period=PERIOD)], width=8
-            ),
+            cloudwatch.GraphWidget(title="Invocations", left=[function.metric_invocations(period=PERIOD)], width=8),
             cloudwatch.GraphWidget(title="Errors and throttles", left=[errors, throttles], width=8),
             cloudwatch.GraphWidget(
                 title="Duration (ms)",
@@ -93,9 +89,7 @@ class PipelineMonitoring(Construct):
                     function.metric_duration(period=PERIOD, statistic=cloudwatch.Stats.p(99)),
                     duration,
                 ],
-                left_annotations=[
-                    cloudwatch.HorizontalAnnotation(value=timeout_seconds * 1000, label="timeout")
-                ],
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=timeout_seconds * 1000, label="timeout")],
                 width=8,
             ),
             cloudwatch.GraphWidget(title="Dead-letter queue depth", left=[dead_letters], width=8),
@@ -124,9 +118,7 @@ class PipelineMonitoring(Construct):
                     width=8,
                 )
             )
-        self.dashboard = cloudwatch.Dashboard(
-            self, "Dashboard", dashboard_name=dashboard_name, widgets=[widgets]
-        )
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name, widgets=[widgets])
 
     def _alarm(self, name: str, metric: cloudwatch.Metric, threshold: float, description: str) -> None:
         alarm = cloudwatch.Alarm(

@@ -52,9 +52,7 @@ class PipelineKey(Construct):
     Attributes: ``key``.
     """
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, log_group_arn: str, removal_policy: RemovalPolicy
-    ):
+    def __init__(self, scope: Construct, construct_id: str, *, log_group_arn: str, removal_policy: RemovalPolicy):
         super().__init__(scope, construct_id)
         self.key = kms.Key(
             self,

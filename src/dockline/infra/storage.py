@@ -45,9 +45,7 @@ class IngestBucket(Construct):
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30)
-                )
+                s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))
             ],
             removal_policy=removal_policy,
         )

@@ -64,9 +64,7 @@ class QueueTrigger(Construct):
         cfn_bucket = _cfn_bucket(bucket)
         cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
             queue_configurations=[
-                s3.CfnBucket.QueueConfigurationProperty(
-                    event=OBJECT_CREATED, queue=queue.queue_arn, filter=_filter(f)
-                )
+                s3.CfnBucket.QueueConfigurationProperty(event=OBJECT_CREATED, queue=queue.queue_arn, filter=_filter(f))
                 for f in key_filters
             ]
         )
@@ -144,9 +142,7 @@ class DirectTrigger(Construct):
             maximum_retry_attempts=retry_attempts,
             maximum_event_age_in_seconds=max_event_age_seconds,
             destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
-                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(
-                    destination=dead_letter_queue.queue_arn
-                )
+                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(destination=dead_letter_queue.queue_arn)
             ),
         )
         # Lambda checks the role may send to the destination when the config is created.

@@ -56,8 +56,7 @@ def validate_for_aws(settings: Settings) -> None:
             )
     elif len(aws.stack_name) + _ACCOUNT_AND_REGION_LEN > _MAX_BUCKET_NAME:
         raise ConfigError(
-            f"[aws] stack_name {aws.stack_name!r} is too long to derive a bucket name from; "
-            "set [aws] bucket_name"
+            f"[aws] stack_name {aws.stack_name!r} is too long to derive a bucket name from; set [aws] bucket_name"
         )
     if aws.timeout_seconds < 1 or aws.timeout_seconds > 900:
         raise ConfigError("[aws] timeout_seconds must be between 1 and 900 (Lambda's limit)")
@@ -142,9 +141,7 @@ def pipeline_environment(pipeline: PipelineSettings) -> dict[str, str]:
     return env
 
 
-def function_environment(
-    settings: Settings, *, table_name: str, topic_arn: str, dlq_url: str
-) -> dict[str, str]:
+def function_environment(settings: Settings, *, table_name: str, topic_arn: str, dlq_url: str) -> dict[str, str]:
     """The Lambda function's environment: the handler's contract plus the pipeline settings."""
     return {
         "TABLE_NAME": table_name,
