@@ -93,6 +93,8 @@ class Pipeline:
         prior = self.retry.call(lambda: self.ledger.begin(ref, now=self.now()))
         if prior is not None:  # a re-delivery of a settled version: finish its outbox only
             if not prior.notified and prior.status is not Status.DUPLICATE:
+                if prior.status is Status.FAILED and self.dead_letters is not None:
+                    self._dead_letter(prior)  # the crash may have come before the dead letter too
                 self._notify(prior)
                 prior = replace(prior, notified=True)
             return prior

@@ -59,7 +59,7 @@ HOSTILE: dict[str, tuple[bytes, tuple[str, ...]]] = {
     "top-level-string": (b'"just text"', ("string", "not a JSON object")),
     "top-level-null": (b"null", ("null", "not a JSON object")),
     "id-bool": (b'{"id": true}', ("id", "bool")),
-    "id-float": (b'{"id": 1.5}', ("id", "decimal number")),
+    "id-float": (b'{"id": 1.5}', ("id", "must be a non-empty string or an integer")),
     "id-null": (b'{"id": null}', ("id", "null")),
     "id-object": (b'{"id": {"n": 1}}', ("id", "object")),
     "id-array": (b'{"id": [1]}', ("id", "array")),

@@ -157,8 +157,14 @@ class LocalEngine:
             summary.busy += 1
             return
         except TransientError as exc:
+            settled = self._final_status(ref)
+            if settled is not None:
+                # The ledger has the file's final state; only its notification failed. Giving
+                # up now would turn a processed file into a failed one: leave it to the outbox.
+                summary.errors.append(f"{ref.key}: {settled}, but its notification is not sent yet: {exc}")
+                return
             try:
-                outcome = self.pipeline.give_up(ref, str(exc), attempts=self.settings.pipeline.retries)
+                outcome = self.pipeline.give_up(ref, str(exc), attempts=self.pipeline.retry.attempts)
             except DocklineError as again:
                 summary.errors.append(f"{ref.key}: {again}")
                 return
@@ -170,6 +176,17 @@ class LocalEngine:
             summary.errors.append(f"{ref.key}: internal error: {type(exc).__name__}: {exc}")
             return
         summary.outcomes.append(outcome)
+
+    def _final_status(self, ref: ObjectRef) -> Status | None:
+        try:
+            rows = self.db.query(
+                "SELECT status FROM files WHERE bucket = ? AND key = ? AND version = ?",
+                (ref.bucket, ref.key, ref.version),
+            )
+        except DocklineError:
+            return None
+        status = Status(rows[0]["status"]) if rows else None
+        return status if status is not None and status.is_final else None
 
     def process(
         self, refs: list[ObjectRef], *, workers: int, progress: Callable[[int], None] | None = None
