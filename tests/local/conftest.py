@@ -178,6 +178,8 @@ def cli_json(data_dir: Path, *args: str) -> Any:
 class SlowWebhook:
     url: str
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most requests it was answering at the same time
 
 
 @pytest.fixture
@@ -191,8 +193,12 @@ def slow_webhook() -> Iterator[Callable[[float], SlowWebhook]]:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with lock:
+                    hook.in_flight += 1
+                    hook.max_in_flight = max(hook.max_in_flight, hook.in_flight)
                 time.sleep(delay_seconds)
                 with lock:
+                    hook.in_flight -= 1
                     hook.bodies.append(json.loads(body))
                 self.send_response(204)
                 self.end_headers()

@@ -1,9 +1,10 @@
 """SQLiteLedger: the ledger port on the local SQLite file.
 
 Claims are leases on the ``files`` row, taken in ``BEGIN IMMEDIATE`` so two
-``dockline run`` processes never hold the same object version. A lease whose
-owner process is gone (kill -9) is taken over at once; any other lease after
-``lease_seconds``.
+``dockline run`` processes never hold the same object version. The lease is kept
+after ``settle`` until ``mark_notified``, so only one process sends a settled
+file's notification (the outbox). A lease whose owner process is gone (kill -9) is
+taken over at once; any other lease after ``lease_seconds``.
 """
 
 from __future__ import annotations
@@ -88,16 +89,28 @@ class SQLiteLedger(Ledger):
                 (ref.bucket, ref.key, ref.version),
             ).fetchone()
             if row is not None:
-                if Status(row[0]).is_final:
-                    return outcome_from_row(ref, row)
-                owner, until = row[9], row[10]
-                if (
-                    row[0] == Status.PROCESSING
+                status, notified, owner, until = Status(row[0]), bool(row[8]), row[9], row[10]
+                held = (
+                    owner is not None
                     and owner != self.owner
                     and until is not None
                     and until > time.time()
                     and _owner_alive(owner)
-                ):
+                )
+                if status.is_final:
+                    if notified or status is Status.DUPLICATE:
+                        return outcome_from_row(ref, row)
+                    # The outbox: its notification is owed. Whoever settled it holds the lease
+                    # until it is sent, so only one process ever sends it.
+                    if held:
+                        raise BusyError(f"{ref.key}: its notification is being sent by {owner}")
+                    conn.execute(
+                        "UPDATE files SET lease_owner = ?, lease_until = ?"
+                        " WHERE bucket = ? AND key = ? AND version = ?",
+                        (self.owner, time.time() + self.lease_seconds, ref.bucket, ref.key, ref.version),
+                    )
+                    return outcome_from_row(ref, row)
+                if status is Status.PROCESSING and held:
                     raise BusyError(f"{ref.key} is being processed by {owner}")
             conn.execute(
                 "INSERT INTO files (bucket, key, version, status, attempts, size, sequencer, event_time,"
@@ -198,15 +211,16 @@ class SQLiteLedger(Ledger):
             if row is not None and Status(row[0]).is_final:
                 return not row[1]
             attempts = max(outcome.attempts, row[2] if row is not None else 1)
+            owes_nothing = outcome.status is Status.DUPLICATE
             conn.execute(
                 "INSERT INTO files (bucket, key, version, status, error, pk, attempts, records, duplicates,"
-                " conflicts, skipped, size, sequencer, event_time, received_at, updated_at, notified)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+                " conflicts, skipped, size, sequencer, event_time, received_at, updated_at, notified,"
+                " lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
                 " ON CONFLICT (bucket, key, version) DO UPDATE SET status = excluded.status,"
                 " error = excluded.error, pk = excluded.pk, attempts = excluded.attempts,"
                 " records = excluded.records, duplicates = excluded.duplicates, conflicts = excluded.conflicts,"
                 " skipped = excluded.skipped, updated_at = excluded.updated_at, notified = 0,"
-                " lease_owner = NULL, lease_until = NULL",
+                " lease_owner = excluded.lease_owner, lease_until = excluded.lease_until",
                 (
                     ref.bucket,
                     ref.key,
@@ -224,6 +238,9 @@ class SQLiteLedger(Ledger):
                     ref.event_time,
                     now,
                     now,
+                    # Keep the lease while a notification is owed (see begin); a duplicate owes none.
+                    None if owes_nothing else self.owner,
+                    None if owes_nothing else time.time() + self.lease_seconds,
                 ),
             )
         return True
@@ -232,7 +249,8 @@ class SQLiteLedger(Ledger):
         ref = outcome.ref
         with self.db.transaction() as conn:
             conn.execute(
-                "UPDATE files SET notified = 1 WHERE bucket = ? AND key = ? AND version = ?",
+                "UPDATE files SET notified = 1, lease_owner = NULL, lease_until = NULL"
+                " WHERE bucket = ? AND key = ? AND version = ?",
                 (ref.bucket, ref.key, ref.version),
             )
 
@@ -240,7 +258,8 @@ class SQLiteLedger(Ledger):
         """Forget the final state of a version so a redrive processes it again."""
         with self.db.transaction() as conn:
             conn.execute(
-                "UPDATE files SET status = 'pending', error = NULL, notified = 0, updated_at = ?"
+                "UPDATE files SET status = 'pending', error = NULL, notified = 0, updated_at = ?,"
+                " lease_owner = NULL, lease_until = NULL"
                 " WHERE bucket = ? AND key = ? AND version = ?",
                 (now, ref.bucket, ref.key, ref.version),
             )
