@@ -68,7 +68,7 @@ class PipelineSettings:
     backoff_base_seconds: float = 0.2
     backoff_max_seconds: float = 5.0
     csv_schema: Mapping[str, str] = field(default_factory=dict)  # column -> int|decimal|bool|str
-    batch_size: int = 500  # records per ledger transaction / request group
+    batch_size: int = 5000  # records per ledger transaction (bounded memory, few commits)
 
     def all_suffixes(self) -> tuple[str, ...]:
         if not self.gzip:

@@ -1,13 +1,20 @@
-"""Exact JSON: numbers keep every digit, output is canonical.
+"""Exact JSON: numbers keep their exact value, output is canonical.
 
-DynamoDB rejects Python floats, and a float would round ``0.1`` anyway, so every
-JSON number with a fraction or exponent becomes a ``Decimal`` parsed from its own
-text. Integers stay Python ints, of any size.
+The rule: a parsed number is an ``int`` (any size), a ``Decimal`` parsed from its
+own text, or a ``float`` only where that float is provably the exact value of the
+text. ``loads`` takes orjson's fast path when a cheap scan shows every number has at
+most 15 significant digits and no tiny exponent; then each float's shortest form is
+the number written (15 digits always survive a round trip through a double). Anything
+else goes the exact ``Decimal`` way. ``dumps`` writes every number in its shortest
+form, so both paths give the same canonical bytes for the same values (``1.10`` and
+``1.1`` are the same number, as in DynamoDB). Floats never reach DynamoDB:
+``exact_payload`` turns them into Decimals first.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +23,47 @@ import orjson
 from dockline.errors import PermanentError
 
 _ORJSON_OPTS = orjson.OPT_SORT_KEYS
+# A run of 17 digits/dots may hold 16+ significant digits: more than a double keeps.
+_LONG_NUMBER = re.compile(rb"[0-9.]{17}")
+# An exponent of -100 or below may underflow a double.
+_TINY_EXPONENT = re.compile(rb"[eE]-[0-9]{3}")
+
+
+def fast_path_safe(data: bytes) -> bool:
+    """True when every number in ``data`` survives a double exactly (see above).
+
+    One scan can vouch for many JSON Lines at once, which is much cheaper than
+    a scan per line.
+    """
+    if _LONG_NUMBER.search(data) is not None:
+        return False
+    return not ((b"e-" in data or b"E-" in data) and _TINY_EXPONENT.search(data) is not None)
+
+
+def loads_vouched(data: bytes) -> Any:
+    """Parse ``data`` that ``fast_path_safe`` accepted (alone or as part of a larger block)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return loads_exact(data)  # the exact parser gives the precise reason (or parses it)
+
+
+def loads(data: bytes) -> Any:
+    """Parse JSON bytes exactly (see the module docstring). Raises PermanentError."""
+    if fast_path_safe(data):
+        return loads_vouched(data)
+    return loads_exact(data)
+
+
+def exact_payload(value: Any) -> Any:
+    """The same value with every float as the Decimal of its shortest form (exact, see above)."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: exact_payload(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [exact_payload(v) for v in value]
+    return value
 
 
 def _reject_constant(name: str) -> Any:
@@ -58,6 +106,11 @@ def describe_json_error(exc: json.JSONDecodeError) -> str:
 
 def _fragment(value: Any) -> Any:
     if isinstance(value, Decimal):
+        # Shortest form, as the fast path writes it, whenever a double holds the value exactly.
+        if value.is_finite() and len(value.as_tuple().digits) <= 15:
+            as_float = float(value)
+            if Decimal(repr(as_float)) == value:
+                return as_float
         return orjson.Fragment(str(value))
     raise TypeError(f"cannot serialise {type(value).__name__}")
 

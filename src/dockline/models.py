@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -72,21 +73,32 @@ class ObjectRef:
         return f"{self.bucket}/{self.key}@{self.version}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a million of these per big file, and frozen init costs 4x
 class Record:
     """One decoded document or record, ready to become a ledger item.
 
     ``payload`` is ``None`` when the document is too big to store inline; then
     ``oversized`` is set and the item carries a reference to the object instead.
-    ``index`` is the 1-based line, row or element number in per-record mode.
+    Its numbers are ints, Decimals, or floats that are exact (see ``jsonx``);
+    ``jsonx.exact_payload`` gives a float-free copy. ``canonical`` is the payload as
+    canonical JSON and ``content_hash`` its SHA-256. ``index`` is the 1-based line,
+    row or element number in per-record mode.
     """
 
     pk: str
     payload: Any
-    content_hash: str
+    digest: str | None = None  # SHA-256 of ``canonical``; computed on first use when None
     index: int | None = None
     oversized: bool = False
     payload_bytes: int = 0
+    canonical: bytes = b""
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 (hex) of the canonical payload: equal hashes mean identical content."""
+        if self.digest is None:
+            self.digest = hashlib.sha256(self.canonical).hexdigest()
+        return self.digest
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,10 @@ def record(pk: str, payload: dict[str, object], index: int | None = None) -> Rec
     return Record(
         pk=pk,
         payload=payload,
-        content_hash=hashlib.sha256(canonical).hexdigest(),
+        digest=hashlib.sha256(canonical).hexdigest(),
         index=index,
         payload_bytes=len(canonical),
+        canonical=canonical,
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from dockline.config import PipelineSettings
 from dockline.decode import RecordStream, derive_pk, format_of
 from dockline.errors import PermanentError
+from dockline.jsonx import exact_payload
 from dockline.models import BadRecordPolicy, RecordMode
 
 SETTINGS = PipelineSettings()
@@ -38,7 +39,7 @@ def test_pk_is_the_id_or_the_decoded_key(document: dict[str, object], pk: str) -
     ("value", "reason"),
     [
         (True, "not bool"),
-        (1.5, "not float"),
+        (1.5, "not a decimal number"),
         (Decimal("1.5"), "not a decimal number"),
         (None, "not null"),
         ({"a": 1}, "not an object"),
@@ -68,7 +69,8 @@ def test_format_by_suffix() -> None:
 def test_document_mode_gives_one_record_with_hash_and_size() -> None:
     stream = decode(b'{"id": "a", "price": 19.99}')
     [record] = stream.collected  # type: ignore[attr-defined]
-    assert record.pk == "a" and record.payload == {"id": "a", "price": Decimal("19.99")}
+    assert record.pk == "a" and exact_payload(record.payload) == {"id": "a", "price": Decimal("19.99")}
+    assert record.canonical == b'{"id":"a","price":19.99}'
     assert len(stream.sha256) == 64 and stream.size == 27
     assert not stream.multi
 
@@ -147,7 +149,7 @@ def test_csv_rows_with_schema_and_bad_row() -> None:
     )
     stream = decode(data, key="incoming/o.csv", settings=settings)
     [a] = stream.collected  # type: ignore[attr-defined]
-    assert a.payload == {"id": "A", "qty": 2, "price": Decimal("19.99"), "paid": True}
+    assert exact_payload(a.payload) == {"id": "A", "qty": 2, "price": Decimal("19.99"), "paid": True}
     assert [b.index for b in stream.skipped] == [3, 4]
     assert "'x' is not an integer" in stream.skipped[0].reason
     plain = decode(b"id,v\n1,2.5\n", key="incoming/o.csv").collected  # type: ignore[attr-defined]

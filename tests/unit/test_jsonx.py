@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dockline.errors import PermanentError
-from dockline.jsonx import dumps, loads_exact
+from dockline.jsonx import dumps, exact_payload, loads, loads_exact
 
 finite_decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None)
 json_numbers = st.one_of(st.integers(min_value=-(10**60), max_value=10**60), finite_decimals)
@@ -33,17 +33,41 @@ def test_float_text_becomes_the_decimal_of_that_text(value: float) -> None:
     assert parsed == (Decimal(text) if isinstance(parsed, Decimal) else int(text))
 
 
-def test_prices_keep_their_digits_and_trailing_zeros() -> None:
-    doc = loads_exact(
-        '{"price": 19.99, "tax": 0.1, "n": 1.10, "tiny": 1e-7, "big": 123456789012345678901234567890123456789012}'
-    )
+def test_prices_keep_their_exact_values() -> None:
+    text = '{"price": 19.99, "tax": 0.1, "n": 1.10, "tiny": 1e-7, "big": 123456789012345678901234567890123456789012}'
+    doc = loads_exact(text)
     assert doc["price"] == Decimal("19.99") and isinstance(doc["price"], Decimal)
     assert str(doc["n"]) == "1.10"
     assert doc["tiny"] == Decimal("1E-7")
     assert doc["big"] == 123456789012345678901234567890123456789012
-    assert dumps(doc) == (
-        b'{"big":123456789012345678901234567890123456789012,"n":1.10,"price":19.99,"tax":0.1,"tiny":1E-7}'
-    )
+    # canonical output: shortest form of each value, identical for both parsers
+    expected = b'{"big":123456789012345678901234567890123456789012,"n":1.1,"price":19.99,"tax":0.1,"tiny":1e-7}'
+    assert dumps(doc) == expected
+    assert dumps(loads(text.encode())) == expected
+
+
+number_texts = st.one_of(
+    st.integers(min_value=-(10**60), max_value=10**60).map(str),
+    finite_decimals.map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.from_regex(r"-?(0|[1-9][0-9]{0,20})(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?", fullmatch=True),
+)
+
+
+@given(number_texts)
+def test_fast_and_exact_parsers_agree_on_every_number(text: str) -> None:
+    # GIVEN any JSON number text
+    document = f'{{"v": {text}, "w": [{text}]}}'.encode()
+    # WHEN it is parsed by the fast path and by the exact parser
+    try:
+        exact = loads_exact(document)
+    except PermanentError:
+        return  # beyond what JSON parsing allows (e.g. 1e999 stays exact but cannot be a double)
+    fast = loads(document)
+    # THEN the values are identical and so are the canonical bytes
+    assert exact_payload(fast) == exact
+    assert Decimal(str(exact_payload(fast)["v"])) == Decimal(text)
+    assert dumps(fast) == dumps(exact)
 
 
 @pytest.mark.parametrize(
