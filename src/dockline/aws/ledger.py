@@ -1,0 +1,461 @@
+"""DynamoDBLedger: the ledger port on the seed's table (only key: the string ``pk``).
+
+Idempotency without extra calls (see docs/aws.md for the whole design):
+
+- **Document mode** claims lazily. ``write`` is one conditional PutItem
+  (``attribute_not_exists(pk)``) that is claim and item at once; when it fails,
+  ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` hands back the item in the way, and
+  the old item alone says what this is: the same object version again (a
+  re-delivery: written, plus whether its notification already went out), the same
+  content from another file (duplicate), or other content (conflict, or an overwrite
+  when ``on_conflict=overwrite`` and this event is newer by sequencer / event time).
+  The document item carries the outbox flag ``notified``; ``settle`` of a processed
+  document costs no call.
+- **Per-record mode** writes records in ``TransactWriteItems`` of up to 100 conditional
+  puts (``record_writes="checked"``, the default): the cancellation reasons carry the
+  old items, so every record is classified like a document and nothing is silently
+  overwritten. ``record_writes="batch"`` uses ``BatchWriteItem`` (25 per call,
+  ``UnprocessedItems`` retried with backoff): half the write cost, but unconditional.
+- Every file that does not end as one processed document gets a **file marker**
+  (``dockline#file#<bucket>/<key>@<version>``), written conditionally by ``settle`` so
+  a re-delivery finds it and is not notified twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dockline.aws import items as it
+from dockline.aws.errors import error_code, error_message, is_retryable, translate
+from dockline.config import PipelineSettings
+from dockline.decode import format_of
+from dockline.errors import DocklineError, PermanentError, TransientError
+from dockline.models import ConflictPolicy, ObjectRef, Outcome, Record, RecordMode, Status, WriteReport, is_newer
+from dockline.ports import Ledger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+RecordWrites = Literal["checked", "batch"]
+
+TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
+TRANSACTION_BYTES = 3_800_000  # under the 4 MB aggregate limit, by the upper-bound estimate
+BATCH_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
+MAX_ROUNDS = 8  # conditional retries / unprocessed-item retries before giving up for now
+_STATE_LIMIT = 1024  # object versions whose in-flight state one container remembers
+
+
+@dataclass
+class _FileState:
+    """What this process learned about one object version between write and settle."""
+
+    received_at: str
+    document_fresh: bool = False  # this attempt inserted the document item
+    prior_notified: bool | None = None  # the document item was there already, with this flag
+
+
+@dataclass
+class _Put:
+    record: Record
+    item: it.Item
+    # None: the pk must be new; else (bucket, key, etag, content_hash) of the item to replace
+    replaces: tuple[str, str, str, str] | None = None
+
+
+# A verdict on one record: written, duplicate, or conflict with the first version's key.
+_Verdict = tuple[Literal["written", "duplicate", "conflict"], str]
+
+
+class DynamoDBLedger(Ledger):
+    """The ledger on one DynamoDB table. Thread-safe; one instance per container."""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: DynamoDBClient | None = None,
+        client_factory: Callable[[], DynamoDBClient] | None = None,
+        settings: PipelineSettings | None = None,
+        record_writes: RecordWrites = "checked",
+        claim_min_bytes: int = 1 << 20,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if record_writes not in ("checked", "batch"):
+            raise DocklineError(f"record_writes must be 'checked' or 'batch', not {record_writes!r}")
+        self.table_name = table_name
+        self.record_writes = record_writes
+        self._client = client
+        self._factory = client_factory
+        self._settings = settings or PipelineSettings()
+        self._claim_min_bytes = claim_min_bytes
+        self._sleep = sleep
+        self._states: OrderedDict[str, _FileState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            if self._factory is not None:
+                self._client = self._factory()
+            else:
+                import boto3
+
+                self._client = boto3.client("dynamodb")
+        return self._client
+
+    # -- the port ------------------------------------------------------------------
+    def begin(self, ref: ObjectRef, *, now: str) -> Outcome | None:
+        """Claim lazily (no call), except for a big per-record file: then read its
+        marker first, so a re-delivery does not read and write the whole file again.
+
+        Raises TransientError.
+        """
+        with self._lock:
+            self._remember(ref, _FileState(received_at=now))
+        if not self._is_multi(ref) or ref.size is None or ref.size < self._claim_min_bytes:
+            return None
+        marker = self._get(it.marker_pk(ref))
+        if marker is None:
+            return None
+        prior = it.outcome_from_marker(ref, marker)
+        return prior if prior.status.is_final else None
+
+    def write(self, ref: ObjectRef, records: Sequence[Record], *, policy: ConflictPolicy, now: str) -> WriteReport:
+        """Insert conditionally and classify each record (see the module docstring).
+
+        Raises PermanentError for records DynamoDB cannot store, TransientError.
+        """
+        state = self._state(ref, now)
+        verdicts: dict[str, _Verdict] = {}
+        documents = [r for r in records if r.index is None]
+        for record in documents:
+            verdicts[record.pk] = self._put_document(ref, record, policy, state, now)
+        indexed = list({r.pk: r for r in records if r.index is not None}.values())  # the last of a pk wins
+        if indexed and self.record_writes == "batch":
+            verdicts.update(self._batch_write(ref, indexed, state, now))
+        elif indexed:
+            verdicts.update(self._transact_write(ref, indexed, policy, state, now))
+        written: list[str] = []
+        duplicates: list[str] = []
+        conflicts: list[tuple[str, str]] = []
+        for record in records:
+            kind, origin = verdicts[record.pk]
+            if kind == "written":
+                written.append(record.pk)
+            elif kind == "duplicate":
+                duplicates.append(record.pk)
+            else:
+                conflicts.append((record.pk, origin))
+        return WriteReport(tuple(written), tuple(duplicates), tuple(conflicts))
+
+    def settle(self, outcome: Outcome, *, now: str) -> bool:
+        """Record the final state; True when a notification is still owed.
+
+        A processed document is settled by its item already: no call. Anything else
+        gets a file marker through a conditional put; if one is there, the version was
+        settled before and only its outbox flag matters. Raises TransientError.
+        """
+        ref = outcome.ref
+        with self._lock:
+            state = self._states.get(ref.identity)
+        if outcome.status is Status.PROCESSED and outcome.pk is not None:
+            if state is not None and state.prior_notified is not None:
+                return not state.prior_notified
+            if state is not None and state.document_fresh:
+                return True
+            item = self._get(outcome.pk)  # settle without write in this process: look
+            return item is None or not it.belongs_to(item, ref) or not it.flag(item, "notified")
+        received_at = state.received_at if state is not None else now
+        marker = it.marker_item(outcome, received_at=received_at, now=now)
+        try:
+            self._call(
+                "recording the file's state",
+                self.client.put_item,
+                TableName=self.table_name,
+                Item=marker,
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _ConditionFailed as failed:
+            old = failed.item or self._get(it.marker_pk(ref)) or {}
+            return not it.flag(old, "notified")
+        return True
+
+    def mark_notified(self, outcome: Outcome) -> None:
+        """Close the outbox: set ``notified`` on the document item or the file marker,
+        only while it still belongs to this object version. Raises TransientError."""
+        ref = outcome.ref
+        document = outcome.status is Status.PROCESSED and outcome.pk is not None
+        pk = outcome.pk if document and outcome.pk is not None else it.marker_pk(ref)
+        # A failed condition means a newer version replaced the item (overwrite policy):
+        # its outbox is its own.
+        with contextlib.suppress(_ConditionFailed):
+            self._call(
+                "recording the notification",
+                self.client.update_item,
+                TableName=self.table_name,
+                Key={"pk": it.s(pk)},
+                UpdateExpression="SET notified = :yes",
+                ConditionExpression="attribute_exists(pk) AND #b = :b AND #k = :k AND #e = :e",
+                ExpressionAttributeNames={"#b": "bucket", "#k": "key", "#e": "etag"},
+                ExpressionAttributeValues={
+                    ":yes": {"BOOL": True},
+                    ":b": it.s(ref.bucket),
+                    ":k": it.s(ref.key),
+                    ":e": it.s(ref.version),
+                },
+            )
+        with self._lock:
+            self._states.pop(ref.identity, None)
+
+    # -- beyond the port -------------------------------------------------------------
+    def reopen(self, ref: ObjectRef) -> bool:
+        """Forget that ``ref`` failed, so a redrive can settle it anew. Only a
+        ``failed`` marker is removed; returns whether there was one. Raises TransientError."""
+        try:
+            self._call(
+                "reopening a failed file",
+                self.client.delete_item,
+                TableName=self.table_name,
+                Key={"pk": it.s(it.marker_pk(ref))},
+                ConditionExpression="#s = :failed",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":failed": it.s(Status.FAILED)},
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def file_state(self, ref: ObjectRef) -> Outcome | None:
+        """The settled state of ``ref`` from its marker, if it has one. Raises TransientError."""
+        marker = self._get(it.marker_pk(ref))
+        return it.outcome_from_marker(ref, marker) if marker is not None else None
+
+    # -- documents -------------------------------------------------------------------
+    def _put_document(
+        self, ref: ObjectRef, record: Record, policy: ConflictPolicy, state: _FileState, now: str
+    ) -> _Verdict:
+        put = _Put(record, it.record_item(ref, record, received_at=state.received_at, now=now))
+        for _ in range(MAX_ROUNDS):
+            try:
+                self._call("writing the item", self.client.put_item, **self._put_args(put))
+            except _ConditionFailed as failed:
+                old = failed.item or self._get(record.pk)
+                if old is None:
+                    put.replaces = None  # deleted in between: insert
+                    continue
+                verdict = self._judge(ref, put, old, policy)
+                if verdict is None:
+                    continue  # replace the old item, conditionally
+                if verdict[0] == "written":
+                    state.prior_notified = it.flag(old, "notified")
+                return verdict
+            else:
+                state.document_fresh, state.prior_notified = True, None
+                return ("written", "")
+        raise TransientError(f"the item {record.pk!r} kept changing while it was written; try again")
+
+    def _judge(self, ref: ObjectRef, put: _Put, old: Mapping[str, Any], policy: ConflictPolicy) -> _Verdict | None:
+        """Classify ``put`` against the item in its way; None means: replace it (``put.replaces`` is set)."""
+        same_version = it.belongs_to(old, ref)
+        same_content = it.text(old, "content_hash") == put.record.content_hash
+        if same_version and same_content:
+            return ("written", "")  # a re-delivery (or a resumed file): the row is there already
+        old_key = it.text(old, "key") or "?"
+        if not same_version and same_content:
+            return ("duplicate", old_key)
+        newer = policy is ConflictPolicy.OVERWRITE and is_newer(
+            ref, key=old_key, sequencer=it.text(old, "sequencer"), event_time=it.text(old, "event_time")
+        )
+        if same_version or newer:  # same version with other content: a later line of the file wins
+            put.replaces = (
+                it.text(old, "bucket") or "",
+                old_key,
+                it.text(old, "etag") or "",
+                it.text(old, "content_hash") or "",
+            )
+            return None
+        return ("conflict", old_key)
+
+    def _put_args(self, put: _Put) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": put.item,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if put.replaces is None:
+            args["ConditionExpression"] = "attribute_not_exists(pk)"
+            return args
+        bucket, key, etag, content_hash = put.replaces
+        args["ConditionExpression"] = "#b = :ob AND #k = :ok AND #e = :oe AND content_hash = :oh"
+        args["ExpressionAttributeNames"] = {"#b": "bucket", "#k": "key", "#e": "etag"}
+        args["ExpressionAttributeValues"] = {
+            ":ob": it.s(bucket),
+            ":ok": it.s(key),
+            ":oe": it.s(etag),
+            ":oh": it.s(content_hash),
+        }
+        return args
+
+    # -- records: checked (TransactWriteItems) ----------------------------------------
+    def _transact_write(
+        self, ref: ObjectRef, records: list[Record], policy: ConflictPolicy, state: _FileState, now: str
+    ) -> dict[str, _Verdict]:
+        verdicts: dict[str, _Verdict] = {}
+        chunk: list[_Put] = []
+        size = 0
+        for record in records:
+            put = _Put(record, it.record_item(ref, record, received_at=state.received_at, now=now))
+            put_size = it.item_size(put.item)
+            if chunk and (len(chunk) == TRANSACTION_ITEMS or size + put_size > TRANSACTION_BYTES):
+                verdicts.update(self._transact_chunk(ref, chunk, policy))
+                chunk, size = [], 0
+            chunk.append(put)
+            size += put_size
+        if chunk:
+            verdicts.update(self._transact_chunk(ref, chunk, policy))
+        return verdicts
+
+    def _transact_chunk(self, ref: ObjectRef, pending: list[_Put], policy: ConflictPolicy) -> dict[str, _Verdict]:
+        verdicts: dict[str, _Verdict] = {}
+        for round_ in range(MAX_ROUNDS):
+            if not pending:
+                return verdicts
+            actions = [{"Put": self._put_args(p)} for p in pending]
+            try:
+                self._call("writing records", self.client.transact_write_items, TransactItems=actions)
+            except _Cancelled as cancelled:
+                pending = self._after_cancel(ref, pending, cancelled.reasons, policy, verdicts, round_)
+            else:
+                verdicts.update({p.record.pk: ("written", "") for p in pending})
+                return verdicts
+        if pending:
+            raise TransientError(f"{len(pending)} records kept colliding with concurrent writes; try again")
+        return verdicts
+
+    def _after_cancel(
+        self,
+        ref: ObjectRef,
+        pending: list[_Put],
+        reasons: list[Mapping[str, Any]],
+        policy: ConflictPolicy,
+        verdicts: dict[str, _Verdict],
+        round_: int,
+    ) -> list[_Put]:
+        again: list[_Put] = []
+        busy = False
+        for put, reason in zip(pending, reasons, strict=False):
+            code = str(reason.get("Code") or "None")
+            if code == "None":
+                again.append(put)  # innocent: cancelled because another item failed
+            elif code == "ConditionalCheckFailed":
+                old = reason.get("Item") or self._get(put.record.pk)
+                if old is None:
+                    put.replaces = None
+                    again.append(put)
+                    continue
+                verdict = self._judge(ref, put, old, policy)
+                if verdict is None:
+                    again.append(put)
+                else:
+                    verdicts[put.record.pk] = verdict
+            elif code == "ValidationError":
+                raise PermanentError(f"DynamoDB refused record {put.record.pk!r}: {reason.get('Message', code)}")
+            else:  # TransactionConflict, throttling: wait, then try again
+                busy = True
+                again.append(put)
+        if busy:
+            self._backoff(round_ + 1)
+        return again
+
+    # -- records: batch (BatchWriteItem) -----------------------------------------------
+    def _batch_write(self, ref: ObjectRef, records: list[Record], state: _FileState, now: str) -> dict[str, _Verdict]:
+        for start in range(0, len(records), BATCH_ITEMS):
+            chunk = records[start : start + BATCH_ITEMS]
+            request: Any = {
+                self.table_name: [
+                    {"PutRequest": {"Item": it.record_item(ref, r, received_at=state.received_at, now=now)}}
+                    for r in chunk
+                ]
+            }
+            for attempt in range(MAX_ROUNDS + 1):
+                response = self._call("writing records", self.client.batch_write_item, RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                if attempt == MAX_ROUNDS:
+                    left = sum(len(v) for v in request.values())
+                    raise TransientError(f"DynamoDB left {left} records unprocessed after {MAX_ROUNDS} retries")
+                self._backoff(attempt + 1)
+        return {r.pk: ("written", "") for r in records}
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _is_multi(self, ref: ObjectRef) -> bool:
+        return format_of(ref.key)[0] != "json" or self._settings.records is RecordMode.SPLIT
+
+    def _remember(self, ref: ObjectRef, state: _FileState) -> None:
+        self._states[ref.identity] = state
+        self._states.move_to_end(ref.identity)
+        while len(self._states) > _STATE_LIMIT:
+            self._states.popitem(last=False)
+
+    def _state(self, ref: ObjectRef, now: str) -> _FileState:
+        with self._lock:
+            state = self._states.get(ref.identity)
+            if state is None:
+                state = _FileState(received_at=now)
+                self._remember(ref, state)
+            return state
+
+    def _get(self, pk: str) -> dict[str, Any] | None:
+        response = self._call(
+            "reading the ledger",
+            self.client.get_item,
+            TableName=self.table_name,
+            Key={"pk": it.s(pk)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return dict(item) if item else None
+
+    def _backoff(self, attempt: int) -> None:
+        self._sleep(random.random() * min(2.0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto
+
+    def _call(self, action: str, method: Callable[..., Any], **kwargs: Any) -> Any:
+        """Call one DynamoDB operation, translating its errors (see errors.translate)."""
+        try:
+            return method(**kwargs)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code == "ConditionalCheckFailedException":
+                old = exc.response.get("Item")
+                raise _ConditionFailed(old if isinstance(old, dict) else None) from exc
+            if code == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons", [])
+                raise _Cancelled(list(reasons)) from exc
+            if code == "ValidationException" and not is_retryable(exc):
+                raise PermanentError(f"DynamoDB refused the item: {error_message(exc)}") from exc
+            raise translate(exc, f"{action} (DynamoDB table {self.table_name})") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"{action} (DynamoDB table {self.table_name})") from exc
+
+
+class _ConditionFailed(Exception):
+    def __init__(self, item: dict[str, Any] | None) -> None:
+        super().__init__("conditional check failed")
+        self.item = item
+
+
+class _Cancelled(Exception):
+    def __init__(self, reasons: list[Mapping[str, Any]]) -> None:
+        super().__init__("transaction cancelled")
+        self.reasons = reasons
