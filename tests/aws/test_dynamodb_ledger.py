@@ -210,14 +210,12 @@ def test_a_throttled_transaction_is_retried_after_a_backoff(
 
     def throttle_once(**_: Any) -> None:
         if cancelled.pop() if cancelled else False:
-            raise ClientError(
-                {
-                    "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-                    "CancellationReasons": [{"Code": "ThrottlingError"}, {"Code": "None"}],
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
-                },
-                "TransactWriteItems",
-            )
+            response: Any = {
+                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                "CancellationReasons": [{"Code": "ThrottlingError"}, {"Code": "None"}],
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+            raise ClientError(response, "TransactWriteItems")
 
     dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", throttle_once)
     report = ledger.write(

@@ -124,7 +124,8 @@ def test_malformed_sqs_messages_are_reported_with_their_message_ids() -> None:
 
 
 def test_garbage_direct_events_never_raise() -> None:
-    for event in ({}, {"Records": []}, {"Records": [1]}, {"Records": [{"s3": {}}]}, [], "x", None):
+    events: list[Any] = [{}, {"Records": []}, {"Records": [1]}, {"Records": [{"s3": {}}]}, [], "x", None]
+    for event in events:
         parsed = parse_event(event, SETTINGS)
         assert parsed.items == []
         assert parsed.malformed, event

@@ -202,7 +202,7 @@ class World:
     # -- what happened ------------------------------------------------------------------
     def notifications(self) -> list[dict[str, Any]]:
         """Every SNS message published since the last call: Subject, Message, attributes."""
-        seen = []
+        seen: list[dict[str, Any]] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.observer_url, MaxNumberOfMessages=10)
             batch = got.get("Messages", [])
@@ -232,7 +232,7 @@ class World:
         return {pk: item for pk, item in self.items().items() if pk.startswith("dockline#file#")}
 
     def dead_letter_bodies(self) -> list[dict[str, Any]]:
-        bodies = []
+        bodies: list[dict[str, Any]] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
             batch = got.get("Messages", [])
@@ -251,9 +251,10 @@ def fail_with(code: str, status: int, *, times: int | None = None) -> Callable[.
             if left[0] <= 0:
                 return
             left[0] -= 1
-        raise ClientError(
-            {"Error": {"Code": code, "Message": f"injected {code}"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-            model.name,
-        )
+        response: Any = {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+        raise ClientError(response, model.name)
 
     return hook

@@ -1,0 +1,177 @@
+"""The Lambda entry point: ``dockline.aws.handler.lambda_handler``.
+
+Configured by the seed's ``TABLE_NAME`` and ``TOPIC_ARN`` (required), ``DLQ_URL``
+(optional: where permanently failed files go) and ``DOCKLINE_*`` overrides of the
+pipeline settings. Clients and the pipeline are built once per container, on the first
+invocation -- never at import.
+
+Every record is processed on its own; one bad record never aborts the others:
+
+- a file with bad content is *settled* as failed: recorded (status ``failed`` and the
+  reason), notified, dead-lettered -- and the invocation succeeds, since retrying the
+  same bytes cannot help;
+- a transient failure that outlived the pipeline's retries is handed back to Lambda:
+  in an SQS batch its ``messageId`` is listed in ``batchItemFailures``; for an S3 event
+  delivered directly the handler raises after finishing the other records, so Lambda
+  retries the event (the ledger makes the retry idempotent).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from dockline.aws.events import ParsedEvent, WorkItem, parse_event
+from dockline.aws.runtime import AwsEngine, engine_from_env
+from dockline.errors import DocklineError, TransientError
+from dockline.models import Outcome, Status
+
+SERVICE = "dockline"
+NAMESPACE = "Dockline"
+# Stop starting new files when less than this is left, and hand them back instead of
+# letting a timeout fail the whole batch.
+SAFETY_MARGIN_MS = 10_000
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+_STATUS_METRIC = {
+    Status.PROCESSED: "FilesProcessed",
+    Status.FAILED: "FilesFailed",
+    Status.DUPLICATE: "FilesDuplicate",
+    Status.CONFLICT: "FilesConflict",
+}
+
+_engine: AwsEngine | None = None
+_engine_lock = threading.Lock()
+
+
+def current_engine() -> AwsEngine:
+    """The container's engine, built on first use. Raises ConfigError for a bad environment."""
+    global _engine  # noqa: PLW0603 - one engine per container is the point
+    with _engine_lock:
+        if _engine is None:
+            _engine = engine_from_env()
+        return _engine
+
+
+def reset_engine() -> None:
+    """Forget the container's engine (tests change the environment between cases)."""
+    global _engine  # noqa: PLW0603
+    with _engine_lock:
+        _engine = None
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Process every file the event names. Returns ``{"batchItemFailures": [...]}`` for
+    SQS batches, a summary of the files otherwise.
+
+    Raises ConfigError when TABLE_NAME or TOPIC_ARN is missing, and TransientError (for
+    direct S3 events) when some file should be retried by Lambda.
+    """
+    return handle(event, current_engine(), context=context)
+
+
+@dataclass
+class _Run:
+    parsed: ParsedEvent
+    retry: list[WorkItem] = field(default_factory=list)
+    failed_messages: list[str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def hand_back(self, item: WorkItem) -> None:
+        self.retry.append(item)
+        if item.message_id is not None and item.message_id not in self.failed_messages:
+            self.failed_messages.append(item.message_id)
+
+
+def handle(event: Any, engine: AwsEngine, *, context: Any = None) -> dict[str, Any]:
+    """``lambda_handler`` with the engine handed in (see there)."""
+    request_id = getattr(context, "aws_request_id", None)
+    if request_id:
+        logger.append_keys(request_id=request_id)
+    run = _Run(parse_event(event, engine.settings.pipeline))
+    for reason in run.parsed.skipped:
+        logger.info("skipped", extra={"reason": reason})
+    for bad in run.parsed.malformed:
+        logger.error("malformed event record", extra={"reason": bad.reason, "message_id": bad.message_id})
+        if bad.message_id is not None and bad.message_id not in run.failed_messages:
+            # left to the queue's redrive policy, which moves it to the DLQ: nothing is lost
+            run.failed_messages.append(bad.message_id)
+    try:
+        for item in run.parsed.items:
+            if _running_out_of_time(context):
+                logger.warning("handing back a file: the function is about to time out", extra=_where(item))
+                run.hand_back(item)
+                continue
+            _process(item, engine, run)
+    finally:
+        if metrics.metric_set:
+            metrics.flush_metrics()
+    if run.parsed.from_sqs:
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in run.failed_messages]}
+    if run.retry:
+        keys = ", ".join(repr(item.ref.key) for item in run.retry[:5])
+        raise TransientError(f"{len(run.retry)} of {len(run.parsed.items)} files must be retried: {keys}")
+    return {"files": [_summary(outcome) for outcome in run.outcomes]}
+
+
+def _process(item: WorkItem, engine: AwsEngine, run: _Run) -> None:
+    try:
+        outcome = engine.pipeline.process(item.ref, attempt=item.attempts)
+    except Exception as exc:  # noqa: BLE001 - one bad record must never abort the others
+        reason = str(exc) if isinstance(exc, DocklineError) else f"{type(exc).__name__}: {exc}"
+        last = item.message_id is not None and engine.max_receive_count and item.attempts >= engine.max_receive_count
+        if not last:
+            _log_retry(item, reason, exc)
+            run.hand_back(item)
+            return
+        try:  # the queue would move the raw event to the DLQ now: settle it with a reason instead
+            outcome = engine.pipeline.give_up(item.ref, reason, attempts=item.attempts)
+        except Exception as again:  # noqa: BLE001
+            _log_retry(item, f"giving up failed too: {again}", again)
+            run.hand_back(item)
+            return
+    run.outcomes.append(outcome)
+    metrics.add_metric(name=_STATUS_METRIC.get(outcome.status, "FilesFailed"), unit=MetricUnit.Count, value=1)
+    if outcome.records:
+        metrics.add_metric(name="RecordsWritten", unit=MetricUnit.Count, value=outcome.records)
+    log = logger.warning if outcome.status in (Status.FAILED, Status.CONFLICT) else logger.info
+    log("file settled", extra={**_where(item), **_summary(outcome), "attempts": outcome.attempts})
+
+
+def _log_retry(item: WorkItem, reason: str, exc: BaseException) -> None:
+    extra = {**_where(item), "status": "retry", "reason": reason}
+    if isinstance(exc, DocklineError):
+        logger.warning("file will be retried", extra=extra)
+    else:  # not one of ours: a bug or an unexpected library error, keep the traceback
+        logger.exception("file will be retried after an unexpected error", extra=extra)
+
+
+def _where(item: WorkItem) -> dict[str, Any]:
+    return {
+        "bucket": item.ref.bucket,
+        "key": item.ref.key,
+        "version": item.ref.version,
+        "message_id": item.message_id,
+    }
+
+
+def _summary(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "key": outcome.ref.key,
+        "status": str(outcome.status),
+        "pk": outcome.pk,
+        "reason": outcome.error,
+        "records": outcome.records,
+        "notified": outcome.notified,
+    }
+
+
+def _running_out_of_time(context: Any) -> bool:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return callable(remaining) and int(remaining()) < SAFETY_MARGIN_MS

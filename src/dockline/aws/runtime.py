@@ -1,0 +1,218 @@
+"""Wiring of the AWS engine: clients, adapters and the pipeline, built once.
+
+The Lambda handler builds one ``AwsEngine`` per container, on its first invocation
+(never at import); the CLI builds one for ``dlq redrive``. Clients are created on
+first use, from one boto3 session, with botocore's *standard* retry mode.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from dockline.aws.deadletters import SQSDeadLetters
+from dockline.aws.ledger import DynamoDBLedger, RecordWrites
+from dockline.aws.notifier import SNSNotifier
+from dockline.aws.store import S3Store
+from dockline.config import Settings, settings_from_env
+from dockline.errors import ConfigError, DocklineError
+from dockline.pipeline import Pipeline
+from dockline.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+
+ENV_TABLE = "TABLE_NAME"
+ENV_TOPIC = "TOPIC_ARN"
+ENV_DLQ = "DLQ_URL"
+ENV_RECORD_WRITES = "DOCKLINE_RECORD_WRITES"
+ENV_MAX_RECEIVE_COUNT = "DOCKLINE_MAX_RECEIVE_COUNT"
+
+OUTPUT_TABLE = "TableName"
+OUTPUT_TOPIC = "TopicArn"
+OUTPUT_DLQ = "DeadLetterQueueUrl"
+
+
+def client_config() -> Config:
+    """Standard retry mode (throttling and 5xx retried with backoff by botocore first),
+    and timeouts short enough to leave a 60 s function time to retry."""
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+
+
+@dataclass
+class Clients:
+    """One boto3 client per service, each created on first use and then reused."""
+
+    session: Any = None  # a boto3 Session; the default one when None
+    config: Any = None
+    _made: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._made:
+                if self.session is None:
+                    import boto3
+
+                    self.session = boto3.session.Session()
+                self._made[service] = self.session.client(service, config=self.config or client_config())
+            return self._made[service]
+
+    def provide(self, service: str, client: Any) -> Clients:
+        """Use ``client`` for ``service`` (tests hand in clients with event hooks)."""
+        self._made[service] = client
+        return self
+
+    @property
+    def s3(self) -> S3Client:
+        return cast("S3Client", self.client("s3"))
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        return cast("DynamoDBClient", self.client("dynamodb"))
+
+    @property
+    def sns(self) -> SNSClient:
+        return cast("SNSClient", self.client("sns"))
+
+    @property
+    def sqs(self) -> SQSClient:
+        return cast("SQSClient", self.client("sqs"))
+
+    @property
+    def cloudformation(self) -> Any:  # no type stubs installed for CloudFormation
+        return self.client("cloudformation")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class AwsEngine:
+    """The AWS adapters around one Pipeline."""
+
+    settings: Settings
+    pipeline: Pipeline
+    store: S3Store
+    ledger: DynamoDBLedger
+    notifier: SNSNotifier
+    dead_letters: SQSDeadLetters | None
+    clients: Clients
+    max_receive_count: int | None = None
+
+
+def build_engine(
+    *,
+    table_name: str,
+    topic_arn: str,
+    dlq_url: str | None,
+    settings: Settings,
+    clients: Clients | None = None,
+    record_writes: RecordWrites = "checked",
+    max_receive_count: int | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AwsEngine:
+    """Adapters and pipeline for one table, topic and (optional) dead-letter queue.
+
+    Builds no client: each adapter creates its client on first use.
+    """
+    clients = clients or Clients()
+    store = S3Store(client_factory=lambda: clients.s3)
+    ledger = DynamoDBLedger(
+        table_name,
+        client_factory=lambda: clients.dynamodb,
+        settings=settings.pipeline,
+        record_writes=record_writes,
+        sleep=sleep,
+    )
+    notifier = SNSNotifier(topic_arn, client_factory=lambda: clients.sns)
+    dead_letters = SQSDeadLetters(dlq_url, client_factory=lambda: clients.sqs) if dlq_url else None
+    p = settings.pipeline
+    retry = RetryPolicy(
+        attempts=p.retries, base_seconds=p.backoff_base_seconds, max_seconds=p.backoff_max_seconds, sleep=sleep
+    )
+    pipeline = Pipeline(
+        settings=p, store=store, ledger=ledger, notifier=notifier, dead_letters=dead_letters, clock=clock, retry=retry
+    )
+    return AwsEngine(settings, pipeline, store, ledger, notifier, dead_letters, clients, max_receive_count)
+
+
+def engine_from_env(
+    env: Mapping[str, str] | None = None,
+    *,
+    clients: Clients | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AwsEngine:
+    """The Lambda function's engine, configured by its environment.
+
+    ``TABLE_NAME`` and ``TOPIC_ARN`` are required (the seed's names); ``DLQ_URL``,
+    ``DOCKLINE_RECORD_WRITES`` (checked | batch), ``DOCKLINE_MAX_RECEIVE_COUNT`` and the
+    ``DOCKLINE_*`` pipeline settings are optional. Raises ConfigError.
+    """
+    env = os.environ if env is None else env
+    missing = [name for name in (ENV_TABLE, ENV_TOPIC) if not env.get(name)]
+    if missing:
+        raise ConfigError(
+            f"environment variable {' and '.join(missing)} is not set: the function needs {ENV_TABLE} "
+            f"(the DynamoDB table) and {ENV_TOPIC} (the SNS topic's ARN)"
+        )
+    writes = env.get(ENV_RECORD_WRITES, "checked")
+    if writes not in ("checked", "batch"):
+        raise ConfigError(f"{ENV_RECORD_WRITES} must be 'checked' or 'batch', not {writes!r}")
+    receive = env.get(ENV_MAX_RECEIVE_COUNT)
+    if receive is not None and not receive.isdigit():
+        raise ConfigError(f"{ENV_MAX_RECEIVE_COUNT} must be a whole number, not {receive!r}")
+    return build_engine(
+        table_name=env[ENV_TABLE],
+        topic_arn=env[ENV_TOPIC],
+        dlq_url=env.get(ENV_DLQ) or None,
+        settings=settings_from_env(env),
+        clients=clients,
+        record_writes=cast("RecordWrites", writes),
+        max_receive_count=int(receive) if receive else None,
+        clock=clock,
+        sleep=sleep,
+    )
+
+
+def stack_outputs(stack_name: str, *, client: Any = None) -> dict[str, str]:
+    """The outputs of a deployed CloudFormation stack, by output key.
+
+    Raises DocklineError when the stack does not exist or cannot be read.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dockline.aws.errors import translate
+
+    client = client or Clients().cloudformation
+    try:
+        stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            raise DocklineError(f"stack {stack_name!r} does not exist in this account and region") from exc
+        raise translate(exc, f"reading stack {stack_name!r}") from exc
+    except BotoCoreError as exc:
+        raise translate(exc, f"reading stack {stack_name!r}") from exc
+    return {o["OutputKey"]: o["OutputValue"] for s in stacks for o in s.get("Outputs", []) if "OutputKey" in o}
+
+
+def stack_output(stack_name: str, key: str, *, client: Any = None) -> str:
+    """One output of a stack. Raises DocklineError when the stack or output is missing."""
+    outputs = stack_outputs(stack_name, client=client)
+    if key not in outputs:
+        raise DocklineError(f"stack {stack_name!r} has no output {key!r} (is it a dockline stack?)")
+    return outputs[key]
