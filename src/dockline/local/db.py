@@ -16,30 +16,22 @@ from pathlib import Path
 
 from dockline.errors import DocklineError, TransientError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     pk TEXT PRIMARY KEY,
-    payload TEXT,                 -- canonical JSON, numbers exact; NULL when oversized
-    payload_ref TEXT,             -- where an oversized document lives
-    oversized INTEGER NOT NULL DEFAULT 0,
-    content_hash TEXT NOT NULL,   -- sha256 of the canonical payload
-    bucket TEXT NOT NULL,
-    key TEXT NOT NULL,
-    version TEXT NOT NULL,        -- sha256 of the object's bytes
-    status TEXT NOT NULL,
-    size INTEGER,
-    record_index INTEGER,
-    sequencer TEXT,
-    event_time TEXT,
-    received_at TEXT,
+    payload BLOB,                 -- canonical JSON (UTF-8), numbers exact; NULL when oversized
+    content_hash TEXT,            -- SHA-256 of the canonical payload, kept when the payload is not
+    file_id INTEGER NOT NULL,     -- files.id: the object version that wrote the item
+    record_index INTEGER,         -- line / row / element in per-record mode
     processed_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
     bucket TEXT NOT NULL,
     key TEXT NOT NULL,
-    version TEXT NOT NULL,
+    version TEXT NOT NULL,        -- SHA-256 of the object's bytes (or special-<inode>-<mtime>)
     status TEXT NOT NULL,
     error TEXT,
     pk TEXT,
@@ -56,7 +48,7 @@ CREATE TABLE IF NOT EXISTS files (
     lease_owner TEXT,
     lease_until REAL,
     notified INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (bucket, key, version)
+    UNIQUE (bucket, key, version)
 );
 CREATE INDEX IF NOT EXISTS files_by_status ON files (status);
 CREATE TABLE IF NOT EXISTS seen (    -- stat cache: a rescan hashes only changed files
@@ -110,6 +102,12 @@ class Database:
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.connection()
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found not in (0, SCHEMA_VERSION):
+            raise DocklineError(
+                f"{path} was written by another dockline version (schema {found}, this one needs {SCHEMA_VERSION});"
+                " use a new --data-dir"
+            )
         try:
             # executescript commits on its own; the statements are idempotent.
             conn.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")

@@ -9,6 +9,7 @@ taken over at once; any other lease after ``lease_seconds``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import sqlite3
@@ -19,7 +20,6 @@ from collections.abc import Sequence
 import orjson
 
 from dockline.errors import BusyError
-from dockline.jsonx import dumps
 from dockline.local.db import Database
 from dockline.models import (
     BadRecord,
@@ -35,10 +35,10 @@ from dockline.ports import Ledger
 
 _HOST = socket.gethostname()
 
-_INSERT = (
-    "INSERT INTO items (pk, payload, payload_ref, oversized, content_hash, bucket, key, version, status,"
-    " size, record_index, sequencer, event_time, received_at, processed_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'processed', ?, ?, ?, ?, ?, ?)"
+_INSERT = "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at) VALUES (?, ?, ?, ?, ?, ?)"
+_EXISTING = (
+    "SELECT i.payload, i.content_hash, f.key, f.version, f.sequencer, f.event_time"
+    " FROM items i JOIN files f ON f.id = i.file_id WHERE i.pk = ?"
 )
 
 
@@ -143,31 +143,34 @@ class SQLiteLedger(Ledger):
             )
 
     def write(self, ref: ObjectRef, records: Sequence[Record], *, policy: ConflictPolicy, now: str) -> WriteReport:
-        rows = [
-            (
-                r.pk,
-                None if r.oversized else dumps(r.payload).decode(),
-                f"{ref.uri}?sha256={ref.version}" if r.oversized else None,
-                int(r.oversized),
-                r.content_hash,
-                ref.bucket,
-                ref.key,
-                ref.version,
-                ref.size,
-                r.index,
-                ref.sequencer,
-                ref.event_time,
-                ref.event_time,
-                now,
-            )
-            for r in records
-        ]
         with self.db.transaction() as conn:
+            file_id = self._file_id(conn, ref, now)
+            # Rows stay narrow: the object's bucket, key and version live once, in files.
+            rows = [
+                (r.pk, None, r.content_hash, file_id, r.index, now)
+                if r.oversized
+                else (r.pk, r.canonical, None, file_id, r.index, now)
+                for r in records
+            ]
             before = conn.total_changes
             conn.executemany(_INSERT + " ON CONFLICT (pk) DO NOTHING", rows)
             if conn.total_changes - before == len(rows):  # the common case: all new
                 return WriteReport(written=tuple(r.pk for r in records))
             return self._classify(conn, ref, records, rows, policy)
+
+    @staticmethod
+    def _file_id(conn: sqlite3.Connection, ref: ObjectRef, now: str) -> int:
+        row = conn.execute(
+            "SELECT id FROM files WHERE bucket = ? AND key = ? AND version = ?", (ref.bucket, ref.key, ref.version)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        cursor = conn.execute(
+            "INSERT INTO files (bucket, key, version, status, size, sequencer, event_time, received_at, updated_at)"
+            " VALUES (?, ?, ?, 'processing', ?, ?, ?, ?, ?)",
+            (ref.bucket, ref.key, ref.version, ref.size, ref.sequencer, ref.event_time, now, now),
+        )
+        return int(cursor.lastrowid or 0)
 
     def _classify(
         self,
@@ -181,11 +184,16 @@ class SQLiteLedger(Ledger):
         duplicates: list[str] = []
         conflicts: list[tuple[str, str]] = []
         for record, row in zip(records, rows, strict=True):
-            key, version, content_hash, sequencer, event_time = conn.execute(
-                "SELECT key, version, content_hash, sequencer, event_time FROM items WHERE pk = ?", (record.pk,)
+            payload, content_hash, key, version, sequencer, event_time = conn.execute(
+                _EXISTING, (record.pk,)
             ).fetchone()
             same_source = key == ref.key and version == ref.version
-            if content_hash == record.content_hash:
+            if payload is not None and not record.oversized:
+                identical = bytes(payload) == record.canonical
+            else:
+                existing_hash = content_hash or hashlib.sha256(bytes(payload)).hexdigest()
+                identical = existing_hash == record.content_hash
+            if identical:
                 (written if same_source else duplicates).append(record.pk)
             elif (
                 not same_source

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -11,41 +12,42 @@ from dockline.local.db import Database
 from dockline.models import Status
 
 _ITEM_COLUMNS = (
-    "pk, payload, payload_ref, oversized, content_hash, bucket, key, version, status, size, record_index,"
-    " received_at, processed_at"
+    "i.pk, i.payload, i.content_hash, f.bucket, f.key, f.version, f.size, i.record_index, f.event_time,"
+    " i.processed_at FROM items i JOIN files f ON f.id = i.file_id"
 )
 
 
 def _item(row: Any) -> dict[str, Any]:
+    payload = row["payload"]
     item = {
         "pk": row["pk"],
-        "payload": loads_exact(row["payload"]) if row["payload"] is not None else None,
+        "payload": loads_exact(bytes(payload)) if payload is not None else None,
         "bucket": row["bucket"],
         "key": row["key"],
-        "status": row["status"],
+        "status": "processed",
         "sha256": row["version"],
-        "content_hash": row["content_hash"],
+        "content_hash": row["content_hash"] or hashlib.sha256(bytes(payload)).hexdigest(),
         "size": row["size"],
-        "received_at": row["received_at"],
+        "received_at": row["event_time"],
         "processed_at": row["processed_at"],
     }
     if row["record_index"] is not None:
         item["record_index"] = row["record_index"]
-    if row["oversized"]:
+    if payload is None:  # too big to store inline: a reference to the object plus its hash
         item["oversized"] = True
-        item["payload_ref"] = row["payload_ref"]
+        item["payload_ref"] = f"{row['bucket']}/{row['key']}?sha256={row['version']}"
     return item
 
 
 def list_items(db: Database, *, limit: int | None = None) -> list[dict[str, Any]]:
-    sql = f"SELECT {_ITEM_COLUMNS} FROM items ORDER BY processed_at, pk"  # noqa: S608 - constant columns
+    sql = f"SELECT {_ITEM_COLUMNS} ORDER BY i.processed_at, i.pk"
     if limit:
         sql += f" LIMIT {int(limit)}"
     return [_item(row) for row in db.query(sql)]
 
 
 def get_item(db: Database, pk: str) -> dict[str, Any] | None:
-    rows = db.query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE pk = ?", (pk,))  # noqa: S608 - constant columns
+    rows = db.query(f"SELECT {_ITEM_COLUMNS} WHERE i.pk = ?", (pk,))
     return _item(rows[0]) if rows else None
 
 
