@@ -235,6 +235,18 @@ def test_a_folder_named_like_a_json_file_is_not_an_object(engine: LocalEngine) -
     assert "incoming/folder.json" not in files_by_key(engine)
 
 
+def test_a_file_dated_in_the_future_is_processed_not_waited_for(engine: LocalEngine) -> None:
+    # GIVEN a file whose mtime is a year ahead (a skewed clock, touch -d, cp -p from elsewhere)
+    path = drop(engine, "incoming/future.json", {"id": "future"})
+    ahead = time.time() + 365 * 86400
+    os.utime(path, (ahead, ahead))
+    # WHEN the engine runs
+    summary = run_with_deadline(engine, 20, max_wait_seconds=5)
+    # THEN it is processed now, not left as "still being written"
+    assert summary.errors == []
+    assert the_file(engine, "incoming/future.json")["status"] == "processed"
+
+
 # -- keys that escape the bucket ---------------------------------------------------------
 @pytest.mark.parametrize("key", ["../x.json", "incoming/../../x.json", "ABSOLUTE", "incoming/./x.json"])
 def test_put_refuses_keys_that_escape_the_bucket(tmp_path: Path, data_dir: Path, key: str) -> None:

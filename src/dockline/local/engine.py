@@ -3,7 +3,7 @@
 ``run_once`` processes every matching object version not settled yet and returns;
 ``watch`` keeps doing that as files arrive (inotify through watchdog, plus a
 periodic rescan as a safety net). A rescan costs one ``stat`` per known file: the
-``seen`` table remembers which content hash belongs to which (size, mtime, inode).
+``seen`` table remembers which content hash belongs to which (size, ctime, inode).
 """
 
 from __future__ import annotations
@@ -110,13 +110,17 @@ class LocalEngine:
             if not stat.S_ISREG(st.st_mode):
                 ready.append(ref_for(self.bucket_dir, key, st, special_version(st)))
                 continue
-            if now - st.st_mtime < settle:
+            # ctime, not mtime: every write moves it, nobody can set it (cp -p, rsync -t and
+            # touch can set mtime to the past or the future), so it tells a file being written.
+            if abs(now - st.st_ctime) < settle:
                 unsettled.append(key)
                 continue
             hit = cache.get(key)
+            # The cache's mtime_ns column holds the ctime, for the same reason: a rewrite that
+            # keeps size, inode and mtime must still be hashed again.
             if hit is not None and (hit["size"], hit["mtime_ns"], hit["inode"]) == (
                 st.st_size,
-                st.st_mtime_ns,
+                st.st_ctime_ns,
                 st.st_ino,
             ):
                 version = str(hit["version"])
@@ -125,7 +129,7 @@ class LocalEngine:
                     version = self._version_of(key, st)
                 except OSError:
                     continue  # vanished or unreadable now; the next scan decides
-                fresh.append((key, st.st_size, st.st_mtime_ns, st.st_ino, version))
+                fresh.append((key, st.st_size, st.st_ctime_ns, st.st_ino, version))
             ready.append(ref_for(self.bucket_dir, key, st, version))
         if fresh:
             with self.db.transaction() as conn:
@@ -150,9 +154,9 @@ class LocalEngine:
         return sha256_file(self.store.path_for(key))
 
     # -- processing ---------------------------------------------------------------
-    def process_one(self, ref: ObjectRef, summary: RunSummary) -> None:
+    def process_one(self, ref: ObjectRef, summary: RunSummary, *, attempt: int = 1) -> None:
         try:
-            outcome = self.pipeline.process(ref)
+            outcome = self.pipeline.process(ref, attempt=attempt)
         except BusyError:
             summary.busy += 1
             return
@@ -328,10 +332,12 @@ class LocalEngine:
             if step.ref is None:
                 results.append((step, None))
                 continue
+            attempt = 1
             if step.ref.version == step.letter.ref.version:
                 self.ledger.reopen(step.ref, now=self.now())
+                attempt = step.letter.attempts + 1  # the same version again: count the attempts
             summary = RunSummary()
-            self.process_one(step.ref, summary)
+            self.process_one(step.ref, summary, attempt=attempt)
             outcome = summary.outcomes[0] if summary.outcomes else None
             if outcome is not None and (
                 outcome.status is not Status.FAILED or step.ref.version != step.letter.ref.version
