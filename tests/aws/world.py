@@ -242,19 +242,38 @@ class World:
             bodies.extend(json.loads(m["Body"]) for m in new)
 
 
-def fail_with(code: str, status: int, *, times: int | None = None) -> Callable[..., None]:
-    """A before-call hook that raises ClientError ``code`` (``times`` times, or forever)."""
-    left = [times]
+class Fault:
+    """A botocore event hook raising ClientError ``code`` (``times`` times, or forever).
 
-    def hook(model: Any = None, **_: Any) -> None:
-        if left[0] is not None:
-            if left[0] <= 0:
+    Register it on ``before-call.<service>.<Operation>`` (or ``before-parameter-build``
+    to see the call's parameters); ``raised`` counts the failures it injected.
+    """
+
+    def __init__(
+        self, code: str, status: int, *, times: int | None = None, when: Callable[[dict[str, Any]], bool] | None = None
+    ) -> None:
+        self.code, self.status, self.left, self.when = code, status, times, when
+        self.raised = 0
+
+    def __call__(self, model: Any = None, params: Any = None, **_: Any) -> None:
+        if self.when is not None and not self.when(params or {}):
+            return
+        if self.left is not None:
+            if self.left <= 0:
                 return
-            left[0] -= 1
+            self.left -= 1
+        self.raised += 1
         response: Any = {
-            "Error": {"Code": code, "Message": f"injected {code}"},
-            "ResponseMetadata": {"HTTPStatusCode": status},
+            "Error": {"Code": self.code, "Message": f"injected {self.code}"},
+            "ResponseMetadata": {"HTTPStatusCode": self.status},
         }
         raise ClientError(response, model.name)
 
-    return hook
+
+def fail_with(code: str, status: int, *, times: int | None = None) -> Fault:
+    return Fault(code, status, times=times)
+
+
+def for_item(pk: str) -> Callable[[dict[str, Any]], bool]:
+    """A ``when`` for Faults on ``before-parameter-build.dynamodb.PutItem``: only this item."""
+    return lambda params: params.get("Item", {}).get("pk", {}).get("S") == pk
