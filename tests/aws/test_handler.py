@@ -262,3 +262,21 @@ def test_dockline_overrides_from_the_environment_reach_the_pipeline(
         {"Records": world.event("landing/x.json")["Records"] + world.event("incoming/y.json")["Records"]}, None
     )
     assert list(world.records()) == ["x"]
+
+
+def test_files_are_handed_back_rather_than_started_when_time_runs_out(world: World) -> None:
+    # GIVEN an SQS batch and a context with less than the safety margin left
+    world.put("incoming/late-1.json", '{"id": "l1"}')
+    world.put("incoming/late-2.json", '{"id": "l2"}')
+    event = world.drain_input()
+
+    class AlmostOut:
+        aws_request_id = "req-1"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return handler.SAFETY_MARGIN_MS - 1
+
+    # WHEN handled THEN no file is started and every message goes back to the queue
+    result = handle(event, world.engine, context=AlmostOut())
+    assert result == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]}
+    assert world.raw_items() == []
