@@ -154,23 +154,3 @@ def test_concurrency_setting_is_the_default_bound(make_engine: Callable[..., Loc
     engine.run_once()
     # THEN at most two files were in flight
     assert store.max_open == 2
-
-
-def test_cli_workers_bound_parallelism(
-    tmp_path: Path, data_dir: Path, slow_webhook: Callable[[float], SlowWebhook]
-) -> None:
-    # GIVEN 30 files and a webhook that takes 20 ms per notification (sent from the worker)
-    keys = put_files(data_dir, 30)
-    hook = slow_webhook(0.02)
-    config = write_config(
-        tmp_path / "dockline.toml", f'[[local.subscriptions]]\ntype = "webhook"\nurl = "{hook.url}"\n'
-    )
-    # WHEN `run --once --workers 3` runs
-    done = subprocess.run(
-        cli_command(data_dir, "run", "--once", "--quiet", "--workers", "3", config=config),
-        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60, check=False,
-    )
-    # THEN at most three files were in flight at once (and more than one)
-    assert done.returncode == 0, done.stderr
-    assert len(hook.bodies) == len(keys)
-    assert 2 <= hook.max_in_flight <= 3
