@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -92,10 +93,10 @@ def assert_good_file_processed(engine: LocalEngine) -> None:
     assert [m["subject"] for m in messages(engine, GOOD_KEY)] == ["S3 Event Processed"]
 
 
-def run_with_deadline(engine: LocalEngine, seconds: float, **kwargs: object) -> RunSummary:
+def run_with_deadline(engine: LocalEngine, seconds: float, **kwargs: Any) -> RunSummary:
     """run_once in a daemon thread, so a hang fails the test instead of stalling the suite."""
     result: list[RunSummary] = []
-    worker = threading.Thread(target=lambda: result.append(engine.run_once(**kwargs)), daemon=True)  # type: ignore[arg-type]
+    worker = threading.Thread(target=lambda: result.append(engine.run_once(**kwargs)), daemon=True)
     worker.start()
     worker.join(seconds)
     assert not worker.is_alive(), f"run_once did not finish within {seconds}s"
