@@ -127,8 +127,12 @@ class LocalEngine:
             else:
                 try:
                     version = self._version_of(key, st)
+                except PermissionError:
+                    # Not skipped: a file nobody can read must still end up failed, with a
+                    # reason, instead of lying there unseen. chmod changes ctime: a new version.
+                    version = special_version(st)
                 except OSError:
-                    continue  # vanished or unreadable now; the next scan decides
+                    continue  # vanished now; the next scan decides
                 fresh.append((key, st.st_size, st.st_ctime_ns, st.st_ino, version))
             ready.append(ref_for(self.bucket_dir, key, st, version))
         if fresh:
