@@ -61,3 +61,25 @@ def test_a_file_of_n_records_stays_within_4_plus_ceil_n_over_25(moto: None, reco
     per_call = 100 if writes == "checked" else 25
     operation = "dynamodb.TransactWriteItems" if writes == "checked" else "dynamodb.BatchWriteItem"
     assert count[operation] == math.ceil(records / per_call)
+
+
+def test_calls_for_failed_duplicate_and_conflicting_documents(world: World) -> None:
+    world.put("incoming/first.json", '{"id": "x", "n": 1}')
+    handle(world.event("incoming/first.json"), world.engine)
+    expected = {
+        "incoming/bad.json": (
+            "{",
+            ["s3.GetObject", "dynamodb.PutItem", "sqs.SendMessage", "sns.Publish", "dynamodb.UpdateItem"],
+        ),
+        "incoming/dup.json": ('{"id": "x", "n": 1}', ["s3.GetObject", "dynamodb.PutItem", "dynamodb.PutItem"]),
+        "incoming/other.json": (
+            '{"id": "x", "n": 2}',
+            ["s3.GetObject", "dynamodb.PutItem", "dynamodb.PutItem", "sns.Publish", "dynamodb.UpdateItem"],
+        ),
+    }
+    for key, (body, calls) in expected.items():
+        world.put(key, body)
+        event = world.event(key)
+        world.calls.reset()
+        handle(event, world.engine)
+        assert world.calls.calls == calls, key
