@@ -79,7 +79,12 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synthesiz
     result: dict[str, Synthesized] = {}
     for name, settings in VARIANTS.items():
         out_dir = tmp_path_factory.mktemp(f"cdk-{name}")
-        (path,) = synth(settings, out_dir)
+        try:
+            (path,) = synth(settings, out_dir)
+        except Exception as exc:
+            # pytest re-raises a session fixture's error in every test that uses it; a short
+            # failure keeps that fast (a jsii traceback takes about a second to render each time).
+            pytest.fail(f"synth({name}) failed: {type(exc).__name__}: {exc}", pytrace=False)
         result[name] = Synthesized(settings, path, json.loads(path.read_text()))
     return result
 

@@ -8,7 +8,7 @@ in ``dockline.infra.pipeline`` (``DocklinePipeline``) and ``dockline.infra.stack
 
 from __future__ import annotations
 
-from dockline.infra.app import DeployError, SynthError, deploy, synth
 from dockline.infra.asset import AssetError
+from dockline.infra.commands import DeployError, SynthError, deploy, synth
 
 __all__ = ["AssetError", "DeployError", "SynthError", "deploy", "synth"]

@@ -71,7 +71,7 @@ class PipelineMonitoring(Construct):
             "DeadLetters",
             dead_letters,
             0,
-            "Files are in the dead-letter queue: inspect them, fix the cause, then `dockline redrive`.",
+            "Files are in the dead-letter queue: inspect them, fix the cause, then `dockline dlq redrive`.",
         )
         self._alarm(
             "DurationNearTimeout",

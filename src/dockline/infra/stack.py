@@ -11,7 +11,7 @@ from constructs import Construct
 from dockline.config import Settings
 from dockline.infra.pipeline import DocklinePipeline
 
-# Output names are a contract: `dockline redrive` reads DeadLetterQueueUrl from the stack.
+# Output names are a contract: `dockline dlq ... --aws` reads DeadLetterQueueUrl (dockline.aws.runtime).
 OUTPUT_BUCKET = "BucketName"
 OUTPUT_TABLE = "TableName"
 OUTPUT_TOPIC = "TopicArn"

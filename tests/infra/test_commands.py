@@ -15,7 +15,7 @@ import pytest
 from dockline.config import AwsSettings, Settings
 from dockline.errors import ConfigError, DocklineError
 from dockline.infra import DeployError, SynthError, deploy, synth
-from dockline.infra.app import deploy_command
+from dockline.infra.commands import deploy_command
 
 NO_AWS = {
     "AWS_ACCESS_KEY_ID": None,

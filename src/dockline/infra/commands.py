@@ -1,4 +1,4 @@
-"""``synth`` and ``deploy``: what ``dockline synth`` and ``dockline deploy`` call.
+"""``synth`` and ``deploy``: what ``dockline synth`` and ``dockline deploy`` call (``dockline.infra.commands``).
 
 aws_cdk is imported inside the functions: ``dockline.infra`` stays importable (and the CLI
 can print a clear message) when the optional ``cdk`` extra is not installed.
