@@ -8,10 +8,12 @@ serialises writers across processes.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from dockline.errors import DocklineError, TransientError
@@ -54,7 +56,7 @@ CREATE INDEX IF NOT EXISTS files_by_status ON files (status);
 CREATE TABLE IF NOT EXISTS seen (    -- stat cache: a rescan hashes only changed files
     key TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,      -- ctime: every write moves it, nobody can set it
     inode INTEGER NOT NULL,
     version TEXT NOT NULL
 );
@@ -101,6 +103,14 @@ class Database:
         self.path = path
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Writers of this process take turns on one connection; processes take turns
+        # through flock on a lock file (the kernel queues waiters fairly, where SQLite's
+        # own busy handler polls and can starve a second `dockline run`).
+        self._write_lock = threading.RLock()
+        self._writer: sqlite3.Connection | None = None
+        self._lock_file = (path.parent / (path.name + ".lock")).open("a+b")
+        self._group: _Group | None = None
+        self._after_commit: list[Callable[[], object]] = []
         conn = self.connection()
         found = conn.execute("PRAGMA user_version").fetchone()[0]
         if found not in (0, SCHEMA_VERSION):
@@ -114,43 +124,121 @@ class Database:
         except sqlite3.Error as exc:
             raise translate(exc) from exc
 
-    def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                # NORMAL in WAL mode: a commit survives a crash of the process (kill -9);
-                # only a power loss can drop the last commits, never corrupt the file.
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
-            except sqlite3.Error as exc:
-                raise DocklineError(f"cannot open the ledger database {self.path}: {exc}") from exc
-            self._local.conn = conn
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit survives a power loss, not only a crash of the process.
+            # Group commit (see ``group``) keeps that to one fsync per group.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise DocklineError(f"cannot open the ledger database {self.path}: {exc}") from exc
         return conn
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; sqlite errors translated."""
-        conn = self.connection()
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, for reads (it sees committed data only)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def on_commit(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` once after the next commit (outside the write lock)."""
+        with self._write_lock:
+            self._after_commit.append(callback)
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
             raise translate(exc) from exc
+
+    def _end(self, conn: sqlite3.Connection, *, commit: bool) -> None:
         try:
-            yield conn
+            conn.execute("COMMIT" if commit else "ROLLBACK")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise translate(exc) from exc
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-                raise translate(exc) from exc
+            raise translate(exc) from exc
+        finally:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+
+    def _take_callbacks(self) -> list[Callable[[], object]]:
+        callbacks, self._after_commit = self._after_commit, []
+        return callbacks
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of writes; sqlite errors translated, rolled back on any error.
+
+        Alone it is BEGIN IMMEDIATE ... COMMIT. Inside ``group`` it is a savepoint in
+        the group's transaction, committed with the group.
+        """
+        callbacks: list[Callable[[], object]] = []
+        with self._write_lock:
+            if self._writer is None:
+                self._writer = self._connect()
+            conn = self._writer
+            group = self._group
+            if group is not None:
+                if not group.open:
+                    self._begin(conn)
+                    group.start()
+                conn.execute("SAVEPOINT unit")
+                try:
+                    yield conn
+                except BaseException as exc:
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                    if isinstance(exc, sqlite3.Error):
+                        raise translate(exc) from exc
+                    raise
+                conn.execute("RELEASE unit")
+                if group.due():
+                    self._end(conn, commit=True)
+                    group.open = False
+                    callbacks = self._take_callbacks()
+            else:
+                self._begin(conn)
+                try:
+                    yield conn
+                except BaseException as exc:
+                    self._end(conn, commit=False)
+                    if isinstance(exc, sqlite3.Error):
+                        raise translate(exc) from exc
+                    raise
+                self._end(conn, commit=True)
+                callbacks = self._take_callbacks()
+        for callback in callbacks:
+            callback()
+
+    @contextmanager
+    def group(self, *, max_seconds: float = 0.05, max_units: int = 2000) -> Iterator[None]:
+        """Group commit: every ``transaction`` in this block (from any thread) joins one
+        transaction, committed when it is ``max_seconds`` old or has ``max_units`` units,
+        and at the end. A crash loses at most the open group, never half a unit.
+        """
+        with self._write_lock:
+            if self._group is not None:  # already grouping: join it
+                nested = True
+            else:
+                nested = False
+                self._group = _Group(max_seconds, max_units)
+        try:
+            yield
+        finally:
+            callbacks: list[Callable[[], object]] = []
+            if not nested:
+                with self._write_lock:
+                    group, self._group = self._group, None
+                    if group is not None and group.open and self._writer is not None:
+                        self._end(self._writer, commit=True)
+                        callbacks = self._take_callbacks()
+            for callback in callbacks:
+                callback()
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         conn = self.connection()
@@ -167,3 +255,25 @@ class Database:
         if conn is not None:
             conn.close()
             self._local.conn = None
+        with self._write_lock:
+            if self._writer is not None and self._group is None:
+                self._writer.close()
+                self._writer = None
+
+
+class _Group:
+    def __init__(self, max_seconds: float, max_units: int) -> None:
+        self.max_seconds = max_seconds
+        self.max_units = max_units
+        self.open = False
+        self.units = 0
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.open = True
+        self.units = 0
+        self.started = time.monotonic()
+
+    def due(self) -> bool:
+        self.units += 1
+        return self.units >= self.max_units or time.monotonic() - self.started >= self.max_seconds

@@ -2,15 +2,17 @@
 
 Every message is recorded in SQLite (``dockline notifications list``), echoed as a
 line, and delivered to the webhook and email subscriptions from ``dockline.toml``.
-As with SNS, publishing succeeds once the topic has the message; a subscription
-that fails after its retries is recorded as a failed delivery, it does not fail the
-file.
+As with SNS, publishing succeeds once the topic has the message; each delivery is
+recorded as pending with it and sent after the commit (at least once, even across a
+crash). A subscription that fails after its retries is recorded as a failed
+delivery; it does not fail the file.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -35,9 +37,11 @@ class LocalTopic(Notifier):
         self.subscriptions = list(subscriptions)
         self.echo = echo
         self._clock = clock
+        self._flush_lock = threading.Lock()
 
     def publish(self, notification: Notification) -> None:
         published_at = iso(self._clock())
+        wanted = [sub.name for sub in self.subscriptions if sub.wants(notification)]
         with self.db.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO notifications (subject, message, attributes, published_at) VALUES (?, ?, ?, ?)",
@@ -49,28 +53,70 @@ class LocalTopic(Notifier):
                 ),
             )
             notification_id = int(cursor.lastrowid or 0)
+            # Deliveries are an outbox too: recorded with the message, sent after the commit,
+            # so a crash never loses one (it is sent on the next start: at least once).
+            conn.executemany(
+                "INSERT OR IGNORE INTO deliveries (notification_id, subscription, status, attempts, updated_at)"
+                " VALUES (?, ?, 'pending', 0, ?)",
+                [(notification_id, name, published_at) for name in wanted],
+            )
+            if wanted:
+                self.db.on_commit(self.flush)
         if self.echo is not None:
             status = notification.attributes.get("status", "?")
             self.echo(f"[{status}] {notification.subject}: {notification.message}")
-        for sub in self.subscriptions:
-            if not sub.wants(notification):
-                continue
-            delivered, error, attempts = deliver_with_retry(
-                sub, notification, published_at=published_at, notification_id=notification_id
-            )
-            with self.db.transaction() as conn:
+
+    def flush(self) -> int:
+        """Deliver every pending delivery; returns how many were attempted. Never raises
+        for a subscription's failure: that is recorded on the delivery."""
+        if not self.subscriptions:
+            return 0
+        by_name = {sub.name: sub for sub in self.subscriptions}
+        attempted = 0
+        with self._flush_lock:
+            stale = iso(self._clock() - timedelta(minutes=10))
+            with self.db.transaction() as conn:  # a sender that died mid-delivery
                 conn.execute(
-                    "INSERT OR REPLACE INTO deliveries (notification_id, subscription, status, error, attempts,"
-                    " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        notification_id,
-                        sub.name,
-                        "delivered" if delivered else "failed",
-                        error,
-                        attempts,
-                        iso(self._clock()),
-                    ),
+                    "UPDATE deliveries SET status = 'pending' WHERE status = 'sending' AND updated_at < ?", (stale,)
                 )
+            pending = self.db.query(
+                "SELECT d.notification_id, d.subscription, n.subject, n.message, n.attributes, n.published_at"
+                " FROM deliveries d JOIN notifications n ON n.id = d.notification_id"
+                " WHERE d.status = 'pending' ORDER BY d.notification_id"
+            )
+            for row in pending:
+                sub = by_name.get(row["subscription"])
+                if not self._claim(row["notification_id"], row["subscription"]):
+                    continue  # another process took it
+                attempted += 1
+                if sub is None:
+                    self._record(
+                        row["notification_id"], row["subscription"], False, "subscription no longer configured", 0
+                    )
+                    continue
+                notification = Notification(row["subject"], row["message"], orjson.loads(row["attributes"]))
+                delivered, error, attempts = deliver_with_retry(
+                    sub, notification, published_at=row["published_at"], notification_id=row["notification_id"]
+                )
+                self._record(row["notification_id"], sub.name, delivered, error, attempts)
+        return attempted
+
+    def _claim(self, notification_id: int, name: str) -> bool:
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE deliveries SET status = 'sending', updated_at = ?"
+                " WHERE notification_id = ? AND subscription = ? AND status = 'pending'",
+                (iso(self._clock()), notification_id, name),
+            )
+            return cursor.rowcount == 1
+
+    def _record(self, notification_id: int, name: str, delivered: bool, error: str | None, attempts: int) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE deliveries SET status = ?, error = ?, attempts = ?, updated_at = ?"
+                " WHERE notification_id = ? AND subscription = ?",
+                ("delivered" if delivered else "failed", error, attempts, iso(self._clock()), notification_id, name),
+            )
 
     def messages(self, *, limit: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT id, subject, message, attributes, published_at FROM notifications ORDER BY id"
