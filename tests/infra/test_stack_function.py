@@ -58,6 +58,11 @@ def test_function_environment_names_table_topic_dlq_and_pipeline_settings(any_va
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Dockline"
     assert variables["DOCKLINE_PREFIX"] == any_variant.settings.pipeline.prefix
     assert variables["DOCKLINE_SUFFIXES"].split(",") == list(any_variant.settings.pipeline.suffixes)
+    # AND in queue mode it knows the receive count at which SQS gives up, to settle the file first
+    if any_variant.mode == "queue":
+        assert variables["DOCKLINE_MAX_RECEIVE_COUNT"] == str(any_variant.settings.aws.max_receive_count)
+    else:
+        assert "DOCKLINE_MAX_RECEIVE_COUNT" not in variables
     # AND the function reads back exactly the pipeline settings the stack was built from
     literal = {k: v for k, v in variables.items() if isinstance(v, str)}
     assert settings_from_env(literal).pipeline == any_variant.settings.pipeline

@@ -158,7 +158,11 @@ class ProcessorFunction(Construct):
         self._allow("ReadLandedFiles", ["s3:GetObject", "s3:GetObjectVersion"], [objects_arn])
 
     def allow_ledger_writes(self, table_arn: str) -> None:
-        """The item calls the ledger makes; no Query, Scan or DeleteItem."""
+        """The item calls the ledger makes; no Query, Scan or DeleteItem.
+
+        ``TransactWriteItems`` needs no action of its own: each ``Put`` in it is authorized
+        as ``dynamodb:PutItem``.
+        """
         self._allow(
             "WriteLedger",
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"],

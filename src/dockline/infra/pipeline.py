@@ -83,6 +83,7 @@ class DocklinePipeline(Construct):
                 table_name=self.ledger.table.table_name,
                 topic_arn=self.notifications.topic.topic_arn,
                 dlq_url=dlq.queue_url,
+                max_receive_count=aws.max_receive_count if queue_mode else None,
             ),
             key=self.key,
             timeout_seconds=aws.timeout_seconds,

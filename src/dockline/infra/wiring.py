@@ -141,9 +141,15 @@ def pipeline_environment(pipeline: PipelineSettings) -> dict[str, str]:
     return env
 
 
-def function_environment(settings: Settings, *, table_name: str, topic_arn: str, dlq_url: str) -> dict[str, str]:
-    """The Lambda function's environment: the handler's contract plus the pipeline settings."""
-    return {
+def function_environment(
+    settings: Settings, *, table_name: str, topic_arn: str, dlq_url: str, max_receive_count: int | None = None
+) -> dict[str, str]:
+    """The Lambda function's environment: the handler's contract plus the pipeline settings.
+
+    ``max_receive_count`` (queue mode) lets the handler settle a file as failed, with its
+    reason, on the last receive instead of SQS moving the bare event to the DLQ.
+    """
+    env = {
         "TABLE_NAME": table_name,
         "TOPIC_ARN": topic_arn,
         "DLQ_URL": dlq_url,
@@ -151,3 +157,6 @@ def function_environment(settings: Settings, *, table_name: str, topic_arn: str,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         **pipeline_environment(settings.pipeline),
     }
+    if max_receive_count is not None:
+        env["DOCKLINE_MAX_RECEIVE_COUNT"] = str(max_receive_count)
+    return env
