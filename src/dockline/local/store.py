@@ -8,6 +8,7 @@ and an atomic rename, so a watcher never sees half a file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -115,34 +116,56 @@ class FolderStore(ObjectStore):
 
     @contextmanager
     def open(self, ref: ObjectRef) -> Iterator[BinaryIO]:
-        path = self.path_for(ref.key)
+        fd = self._open_inside(ref.key)
         try:
-            st = path.lstat()
-        except FileNotFoundError:
-            raise ObjectGoneError("object no longer exists") from None
-        except OSError as exc:
-            raise TransientError(f"cannot stat {ref.key}: {exc.strerror}") from exc
-        if stat.S_ISLNK(st.st_mode):
-            raise PermanentError("it is a symbolic link; dockline reads only regular files inside the bucket")
-        if not stat.S_ISREG(st.st_mode):
-            raise PermanentError("it is not a regular file (a folder, FIFO, socket or device)")
-        if self.too_big(st):
-            raise PermanentError(
-                f"the object is larger than the maximum of {self.max_object_bytes:,} bytes ({st.st_size:,} bytes)"
-            )
-        for parent in path.relative_to(self.root).parents:
-            if parent != Path() and (self.root / parent).is_symlink():
-                raise PermanentError("its folder is a symbolic link; dockline never follows links out of the bucket")
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-        except FileNotFoundError:
-            raise ObjectGoneError("object no longer exists") from None
-        except OSError as exc:
-            if exc.errno in (13, 1):  # EACCES, EPERM
-                raise PermanentError(f"permission denied reading {ref.key}") from exc
-            raise TransientError(f"cannot open {ref.key}: {exc.strerror}") from exc
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise PermanentError("it is not a regular file (a folder, FIFO, socket or device)")
+            if self.too_big(st):
+                raise PermanentError(
+                    f"the object is larger than the maximum of {self.max_object_bytes:,} bytes ({st.st_size:,} bytes)"
+                )
+        except BaseException:
+            os.close(fd)
+            raise
         with os.fdopen(fd, "rb", buffering=_CHUNK) as handle:
             yield io.BufferedReader(_Verifying(handle, ref.version, ref.key), buffer_size=_CHUNK)
+
+    def _open_inside(self, key: str) -> int:
+        """Open ``key`` one folder at a time with O_NOFOLLOW, relative to the folder before.
+
+        No component may be a link, and no check-then-open race can swap one in: the
+        file read is always inside the bucket. A FIFO opens without blocking (and is
+        then refused as not a regular file).
+        """
+        parts = check_key(key).split("/")
+        flags = os.O_RDONLY | os.O_NOFOLLOW
+        try:
+            folder = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            raise ObjectGoneError("object no longer exists") from None
+        try:
+            for part in parts[:-1]:
+                inner = os.open(part, flags | os.O_DIRECTORY, dir_fd=folder)
+                os.close(folder)
+                folder = inner
+            return os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=folder)
+        except FileNotFoundError:
+            raise ObjectGoneError("object no longer exists") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise PermanentError(
+                    "it is a symbolic link; dockline reads only regular files inside the bucket"
+                ) from None
+            if exc.errno == errno.ENOTDIR:
+                raise PermanentError(
+                    "its folder is a symbolic link or a file; dockline never follows links out of the bucket"
+                ) from None
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise PermanentError(f"permission denied reading {key}") from exc
+            raise TransientError(f"cannot open {key}: {exc.strerror}") from exc
+        finally:
+            os.close(folder)
 
     def _check_folders(self, key: str, target: Path) -> None:
         """A folder on the way that is a link could lead out of the bucket: refuse it."""
