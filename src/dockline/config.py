@@ -103,7 +103,7 @@ class EmailSubscription:
 
 @dataclass(frozen=True, slots=True)
 class LocalSettings:
-    concurrency: int = 1  # one worker is fastest on a local disk (the GIL serialises parsing); raise it for slow storage
+    concurrency: int = 1  # one worker is fastest on a local disk (the GIL serialises parsing)
     settle_seconds: float = 0.5  # a copied-in file must be quiet this long before it is read
     lease_seconds: float = 300.0
     poll_seconds: float = 2.0  # rescan interval, a safety net behind the file watcher
