@@ -17,14 +17,17 @@ from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO
 
+import orjson
+
 from dockline.config import PipelineSettings
 from dockline.errors import PermanentError
 from dockline.jsonx import dumps, fast_path_safe, loads, loads_vouched
 from dockline.models import BadRecord, BadRecordPolicy, Record, RecordMode
 
 MAX_ID_BYTES = 1024
-_MISSING = object()
 RESERVED_PK_PREFIX = "dockline#"  # the AWS ledger keeps its own markers under this prefix
+_RESERVED = RESERVED_PK_PREFIX
+_MISSING = object()
 _CHUNK = 1 << 16
 _LINE_BLOCK = 1 << 20  # JSON Lines are read and vetted about a megabyte at a time
 
@@ -84,11 +87,12 @@ def derive_pk(document: Mapping[str, Any], fallback: str) -> str:
     if value is _MISSING:
         return fallback
     # The common case, cheaply: a short string id (256 chars are at most 1024 UTF-8 bytes).
-    if type(value) is str and 0 < len(value) <= 256 and not value.isspace() and not value.startswith("dockline#"):
+    if type(value) is str and 0 < len(value) <= 256 and not value.isspace() and value[:9] != _RESERVED:
         return value
     if isinstance(value, bool) or not isinstance(value, str | int):
         kind = "null" if value is None else type(value).__name__
-        kind = {"Decimal": "a decimal number", "float": "a decimal number", "dict": "an object", "list": "an array"}.get(kind, kind)
+        names = {"Decimal": "a decimal number", "float": "a decimal number", "dict": "an object", "list": "an array"}
+        kind = names.get(kind, kind)
         raise PermanentError(f"id must be a non-empty string or an integer, not {kind}")
     pk = str(value)
     if not pk.strip():
@@ -116,6 +120,35 @@ def make_record(document: Any, *, key: str, index: int | None, max_inline: int) 
     if len(canonical) > max_inline:  # keep the hash, drop the bytes
         return Record(pk, None, hashlib.sha256(canonical).hexdigest(), index, True, len(canonical))
     return Record(pk, document, None, index, False, len(canonical), canonical)
+
+
+def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int) -> list[Record] | None:
+    """Records for a block of JSON Lines in one pass, or None when any line needs care
+    (a blank or bad line, not an object, an unusual id, an oversized record).
+
+    The caller has vouched for the numbers (``fast_path_safe``), so orjson's values are
+    exact and orjson's own output is canonical.
+    """
+    loads_, dumps_, opts = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
+    try:
+        documents = [loads_(line) for line in lines]
+    except orjson.JSONDecodeError:
+        return None
+    records = []
+    for document in documents:
+        number += 1
+        if type(document) is not dict:
+            return None
+        pk = document.get("id", _MISSING)
+        if pk is _MISSING:
+            pk = f"{key}#{number}"
+        elif not (type(pk) is str and 0 < len(pk) <= 256 and not pk.isspace() and pk[:9] != _RESERVED):
+            return None
+        canonical = dumps_(document, option=opts)
+        if len(canonical) > max_inline:
+            return None
+        records.append(Record(pk, document, None, number, False, len(canonical), canonical))
+    return records
 
 
 class RecordStream:
@@ -194,23 +227,42 @@ class RecordStream:
 
     def _lines(self, source: BinaryIO) -> Iterator[Record]:
         max_inline = self._settings.max_inline_bytes
+        key = self.key
         seen_text = False
         number = 0
         while lines := source.readlines(_LINE_BLOCK):
-            # One scan vouches for the whole block; only a block with a long or tiny
-            # number goes line by line through the careful parser.
-            parse = loads_vouched if fast_path_safe(b"".join(lines)) else loads
+            # One scan vouches for the whole block, and a block of well-formed objects with
+            # plain ids is decoded in one pass; anything else goes line by line below.
+            vouched = fast_path_safe(b"".join(lines))
+            if vouched and (fast := _plain_block(lines, key, number, max_inline)) is not None:
+                number += len(lines)
+                seen_text = True
+                yield from fast
+                continue
+            parse = loads_vouched if vouched else loads
             for line in lines:
                 number += 1
                 if line.isspace():
                     continue
                 seen_text = True
                 try:
-                    record = make_record(parse(line), key=self.key, index=number, max_inline=max_inline)
+                    document = parse(line)
+                    # The common shape inline (this loop runs a million times for a big file):
+                    # an object with a short string id, or none; anything else takes make_record.
+                    pk = document.get("id", _MISSING) if type(document) is dict else None
+                    if pk is _MISSING:
+                        pk = f"{key}#{number}"
+                    elif not (type(pk) is str and 0 < len(pk) <= 256 and not pk.isspace() and pk[:9] != _RESERVED):
+                        yield make_record(document, key=key, index=number, max_inline=max_inline)
+                        continue
+                    canonical = dumps(document)
                 except PermanentError as exc:
                     self._bad(number, str(exc))
                     continue
-                yield record
+                if len(canonical) > max_inline:
+                    yield Record(pk, None, hashlib.sha256(canonical).hexdigest(), number, True, len(canonical))
+                else:
+                    yield Record(pk, document, None, number, False, len(canonical), canonical)
         if not seen_text and self._raw.count:
             raise PermanentError("the file is blank (whitespace only)")
 

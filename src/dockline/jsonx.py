@@ -14,7 +14,6 @@ form, so both paths give the same canonical bytes for the same values (``1.10`` 
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -23,21 +22,27 @@ import orjson
 from dockline.errors import PermanentError
 
 _ORJSON_OPTS = orjson.OPT_SORT_KEYS
-# A run of 17 digits/dots may hold 16+ significant digits: more than a double keeps.
-_LONG_NUMBER = re.compile(rb"[0-9.]{17}")
-# An exponent of -100 or below may underflow a double.
-_TINY_EXPONENT = re.compile(rb"[eE]-[0-9]{3}")
+# Unsafe for a double: a run of 17 digits/dots (it may hold 16+ significant digits), and
+# an exponent of -100 or below (it may underflow).
+
+
+# Digits and dots become "0", e/E "e", "-" stays, all else " ": then two substring
+# searches (memchr-fast) replace a regex scan that cost ~14 ns a byte.
+_NUMBER_SHAPE = bytes(
+    ord("0") if chr(c).isdigit() and c < 128 or c == ord(".") else ord("e") if c in b"eE" else c if c == ord("-") else 32
+    for c in range(256)
+)
 
 
 def fast_path_safe(data: bytes) -> bool:
     """True when every number in ``data`` survives a double exactly (see above).
 
     One scan can vouch for many JSON Lines at once, which is much cheaper than
-    a scan per line.
+    a scan per line. Text inside strings can only make it say False (then the
+    careful parser runs), never True wrongly.
     """
-    if _LONG_NUMBER.search(data) is not None:
-        return False
-    return not ((b"e-" in data or b"E-" in data) and _TINY_EXPONENT.search(data) is not None)
+    shape = data.translate(_NUMBER_SHAPE)
+    return b"00000000000000000" not in shape and b"e-000" not in shape
 
 
 def loads_vouched(data: bytes) -> Any:
