@@ -1,0 +1,360 @@
+"""dockline's benchmark: every figure measured in this run, on this machine, beside its bound.
+
+    python bench/run.py                 # the whole table (about a minute or two)
+    python bench/run.py --only small    # one scenario: small, ndjson, handler, import
+    python bench/run.py --records 200000 --files 2000   # smaller, for a quick look
+
+Scenarios (see README, "Performance"):
+  small    5,000 ~1 KB order files through `dockline run --once` (a fresh process, start-up
+           included) against a plain loop: read, parse, hash, one SQLite insert + commit per
+           file, with per-commit fsync (FULL) and without (NORMAL, dockline's own setting).
+  ndjson   a 1,000,000-record NDJSON file (~70 MB) through `dockline run --once`, records/s and
+           peak RSS, against orjson per line + executemany in one transaction.
+  handler  the Lambda handler on moto against the seed article's handler (verbatim) on the
+           same float-free files: files/s and AWS API calls per file.
+  import   import time of dockline.aws.handler against `import boto3` alone.
+This is a benchmark, not a test: it asserts nothing and the machine may be noisy; rerun it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+console = Console()
+
+
+def run_measured(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, int]:
+    """Run a command; return (wall seconds, peak RSS in MB of that process)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {stderr}")
+    return elapsed, usage.ru_maxrss // 1024
+
+
+# -- small files ----------------------------------------------------------------------------
+def make_orders(folder: Path, count: int, *, floats: bool = True, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        items = [
+            {
+                "sku": f"SKU-{rng.randrange(10_000):05d}",
+                "qty": rng.randrange(1, 5),
+                "price": round(rng.uniform(1, 200), 2) if floats else rng.randrange(100, 20_000),
+                "name": f"item {rng.randrange(1000)}",
+            }
+            for _ in range(9)
+        ]
+        doc = {
+            "id": f"order-{i:06d}",
+            "customer": f"cust-{rng.randrange(1000):04d}",
+            "currency": "EUR",
+            "items": items,
+            "total": round(rng.uniform(10, 2000), 2) if floats else rng.randrange(1000, 90_000),
+            "shipping": {"city": "Lyon", "zip": "69001", "express": rng.random() < 0.3},
+        }
+        (folder / f"order-{i:06d}.json").write_bytes(orjson.dumps(doc))
+
+
+RAW_SMALL = """
+import hashlib, os, sqlite3, sys, orjson
+folder, db, sync = sys.argv[1], sys.argv[2], sys.argv[3]
+conn = sqlite3.connect(db, isolation_level=None)
+conn.execute("PRAGMA journal_mode=WAL"); conn.execute(f"PRAGMA synchronous={sync}")
+conn.execute("CREATE TABLE items (pk TEXT PRIMARY KEY, payload TEXT, sha256 TEXT)")
+for entry in os.scandir(folder):
+    with open(entry.path, "rb") as f:
+        data = f.read()
+    doc = orjson.loads(data)
+    digest = hashlib.sha256(data).hexdigest()
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO items VALUES (?, ?, ?)", (doc["id"], data.decode(), digest))
+    conn.execute("COMMIT")
+"""
+
+
+def bench_small(work: Path, files: int) -> list[tuple[str, str, str, str]]:
+    data_dir = work / "small"
+    make_orders(data_dir / "bucket" / "incoming", files)
+    config = work / "bench.toml"
+    config.write_text("[local]\nsettle_seconds = 0\n")  # the files landed before the run
+    size = sum(p.stat().st_size for p in (data_dir / "bucket" / "incoming").iterdir()) / files
+    rows = []
+    raw = {}
+    for sync in ("FULL", "NORMAL"):
+        db = work / f"raw-{sync}.db"
+        seconds, _ = run_measured([PY, "-c", RAW_SMALL, str(data_dir / "bucket" / "incoming"), str(db), sync])
+        raw[sync] = files / seconds
+    seconds, rss = run_measured(
+        [
+            PY,
+            "-m",
+            "dockline",
+            "--data-dir",
+            str(data_dir),
+            "--config",
+            str(config),
+            "run",
+            "--once",
+            "--quiet",
+            "--workers",
+            "1",
+        ]
+    )
+    ours = files / seconds
+    rows.append(
+        (
+            f"small files: {files:,} x {size:,.0f} B, run --once",
+            f"{ours:,.0f} files/s",
+            f"{raw['FULL']:,.0f} files/s (fsync each commit)",
+            f"{ours / raw['FULL']:.2f}x",
+        )
+    )
+    rows.append(("", "", f"{raw['NORMAL']:,.0f} files/s (no fsync)", f"{ours / raw['NORMAL']:.2f}x"))
+    return rows
+
+
+# -- NDJSON ---------------------------------------------------------------------------------
+RAW_NDJSON = """
+import sqlite3, sys, orjson
+path, db = sys.argv[1], sys.argv[2]
+conn = sqlite3.connect(db, isolation_level=None)
+conn.execute("PRAGMA journal_mode=WAL"); conn.execute("PRAGMA synchronous=NORMAL")
+conn.execute("CREATE TABLE items (pk TEXT PRIMARY KEY, payload TEXT)")
+def rows():
+    with open(path, "rb") as f:
+        for line in f:
+            yield (orjson.loads(line)["id"], line)
+conn.execute("BEGIN")
+conn.executemany("INSERT INTO items VALUES (?, ?)", rows())
+conn.execute("COMMIT")
+"""
+
+
+def make_ndjson(path: Path, records: int, seed: int = 2) -> None:
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        for i in range(records):
+            out.write(
+                orjson.dumps(
+                    {
+                        "id": f"r-{i:08d}",
+                        "device": f"thermo-{rng.randrange(500):03d}",
+                        "temp": round(rng.uniform(-20, 40), 2),
+                        "hum": round(rng.uniform(0, 1), 3),
+                        "ok": True,
+                    }
+                )
+                + b"\n"
+            )
+
+
+def bench_ndjson(work: Path, records: int) -> list[tuple[str, str, str, str]]:
+    data_dir = work / "ndjson"
+    path = data_dir / "bucket" / "incoming" / "readings.ndjson"
+    make_ndjson(path, records)
+    config = work / "bench.toml"
+    config.write_text("[local]\nsettle_seconds = 0\n")
+    mb = path.stat().st_size / 1e6
+    raw_seconds, raw_rss = run_measured([PY, "-c", RAW_NDJSON, str(path), str(work / "raw-ndjson.db")])
+    seconds, rss = run_measured(
+        [PY, "-m", "dockline", "--data-dir", str(data_dir), "--config", str(config), "run", "--once", "--quiet"]
+    )
+    ours, raw = records / seconds, records / raw_seconds
+    return [
+        (
+            f"NDJSON: {records:,} records, {mb:,.0f} MB, run --once",
+            f"{ours:,.0f} records/s",
+            f"{raw:,.0f} records/s",
+            f"{ours / raw:.2f}x",
+        ),
+        ("  peak RSS", f"{rss} MB", f"{raw_rss} MB", ""),
+    ]
+
+
+# -- Lambda handler on moto ----------------------------------------------------------------
+HANDLER_BENCH = """
+import json, os, sys, time
+from urllib.parse import quote_plus
+import boto3, botocore.client
+from moto import mock_aws
+
+which, folder = sys.argv[1], sys.argv[2]
+calls = []
+real_call = botocore.client.BaseClient._make_api_call
+def counting(self, operation, params):
+    calls.append(operation)
+    return real_call(self, operation, params)
+botocore.client.BaseClient._make_api_call = counting
+
+with mock_aws():
+    region = "us-east-1"
+    s3 = boto3.client("s3", region_name=region)
+    s3.create_bucket(Bucket="bench-bucket")
+    boto3.client("dynamodb", region_name=region).create_table(
+        TableName="events", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    topic = boto3.client("sns", region_name=region).create_topic(Name="events-notify")["TopicArn"]
+    os.environ.update(TABLE_NAME="events", TOPIC_ARN=topic)
+    names = sorted(os.listdir(folder))
+    records = []
+    for name in names:
+        with open(os.path.join(folder, name), "rb") as f:
+            body = f.read()
+        put = s3.put_object(Bucket="bench-bucket", Key="incoming/" + name, Body=body)
+        records.append({"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region,
+                        "eventTime": "2026-11-27T00:00:00.000Z", "eventName": "ObjectCreated:Put",
+                        "s3": {"bucket": {"name": "bench-bucket", "arn": "arn:aws:s3:::bench-bucket"},
+                               "object": {"key": quote_plus("incoming/" + name, safe="/"), "size": len(body),
+                                          "eTag": put["ETag"].strip('"'), "sequencer": "0055AED6DCD90281E5"}}})
+    if which == "seed":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] != "-c" else sys.argv[3])
+        import seed_handler
+        handler = seed_handler.lambda_handler
+    else:
+        from dockline.aws.handler import lambda_handler as handler
+    calls.clear()
+    started = time.perf_counter()
+    for record in records:  # one file per event, as S3 delivers them to a direct trigger
+        handler({"Records": [record]}, None)
+    elapsed = time.perf_counter() - started
+    items = boto3.client("dynamodb", region_name=region).scan(TableName="events", Select="COUNT")["Count"]
+    print(json.dumps({"files": len(records), "seconds": elapsed, "calls": len(calls), "items": items,
+                      "ops": sorted(set(calls))}))
+"""
+
+
+def bench_handler(work: Path, files: int) -> list[tuple[str, str, str, str]]:
+    folder = work / "handler-files"
+    make_orders(folder, files, floats=False, seed=3)
+    results = {}
+    for which in ("seed", "dockline"):
+        out = subprocess.run(
+            [PY, "-c", HANDLER_BENCH, which, str(folder), str(ROOT / "bench")],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={
+                **os.environ,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "bench",
+                "AWS_SECRET_ACCESS_KEY": "bench",
+                "POWERTOOLS_METRICS_NAMESPACE": "Dockline",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+            },
+        )
+        if out.returncode != 0:
+            raise SystemExit(f"handler bench ({which}) failed: {out.stderr[-2000:]}")
+        results[which] = json.loads(out.stdout.strip().splitlines()[-1])
+    seed, ours = results["seed"], results["dockline"]
+    seed_rate, our_rate = seed["files"] / seed["seconds"], ours["files"] / ours["seconds"]
+    return [
+        (
+            f"Lambda handler on moto: {files:,} files",
+            f"{our_rate:,.0f} files/s",
+            f"seed: {seed_rate:,.0f} files/s",
+            f"{our_rate / seed_rate:.2f}x",
+        ),
+        (
+            "  AWS calls per one-record file",
+            f"{ours['calls'] / ours['files']:.2f}",
+            f"seed: {seed['calls'] / seed['files']:.2f}",
+            "",
+        ),
+    ]
+
+
+# -- import time ---------------------------------------------------------------------------
+def import_ms(module: str, runs: int = 7) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    samples = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [PY, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={
+                **os.environ,
+                "TABLE_NAME": "events",
+                "TOPIC_ARN": "arn:aws:sns:us-east-1:1:t",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            },
+        )
+        samples.append(float(out.stdout.strip()) * 1000)
+    return statistics.median(samples)
+
+
+def bench_import() -> list[tuple[str, str, str, str]]:
+    ours, boto = import_ms("dockline.aws.handler"), import_ms("boto3")
+    return [
+        (
+            "import dockline.aws.handler (median of 7)",
+            f"{ours:,.0f} ms",
+            f"import boto3: {boto:,.0f} ms",
+            f"+{ours - boto:,.0f} ms",
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["small", "ndjson", "handler", "import"], action="append")
+    parser.add_argument("--files", type=int, default=5000, help="small files (default 5000)")
+    parser.add_argument("--records", type=int, default=1_000_000, help="NDJSON records (default 1,000,000)")
+    parser.add_argument("--handler-files", type=int, default=500, help="files for the handler scenario")
+    args = parser.parse_args()
+    chosen = args.only or ["small", "ndjson", "handler", "import"]
+    table = Table(
+        "measure",
+        "dockline",
+        "bound (same run)",
+        "ratio",
+        title=f"dockline benchmark - {os.cpu_count()} cores, Python {sys.version.split()[0]}",
+    )
+    work = Path(tempfile.mkdtemp(prefix="dockline-bench-"))
+    try:
+        for name in chosen:
+            console.print(f"running {name} ...", style="dim")
+            if name == "small":
+                rows = bench_small(work, args.files)
+            elif name == "ndjson":
+                rows = bench_ndjson(work, args.records)
+            elif name == "handler":
+                rows = bench_handler(work, args.handler_files)
+            else:
+                rows = bench_import()
+            for row in rows:
+                table.add_row(*row)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
