@@ -19,12 +19,10 @@ This is a benchmark, not a test: it asserts nothing and the machine may be noisy
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -109,7 +107,7 @@ def bench_small(work: Path, files: int) -> list[tuple[str, str, str, str]]:
         db = work / f"raw-{sync}.db"
         seconds, _ = run_measured([PY, "-c", RAW_SMALL, str(data_dir / "bucket" / "incoming"), str(db), sync])
         raw[sync] = files / seconds
-    seconds, rss = run_measured(
+    seconds, _ = run_measured(
         [
             PY,
             "-m",
