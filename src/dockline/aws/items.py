@@ -23,7 +23,6 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
 
 from dockline.aws.refs import reference_uri
 from dockline.errors import PermanentError
-from dockline.jsonx import exact_payload
 from dockline.models import BadRecord, ObjectRef, Outcome, Record, Status
 
 if TYPE_CHECKING:
@@ -116,6 +115,26 @@ def _fit_numbers(value: Any, path: str) -> Any:
     return value
 
 
+class _TooDeep(Exception):
+    pass
+
+
+def _prepare(value: Any, level: int = 1) -> Any:
+    """``value`` with floats as Decimals (see ``jsonx.exact_payload``), in one walk that
+    also stops at DynamoDB's nesting limit (so it never recurses deeper than that)."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        if level > MAX_PAYLOAD_DEPTH:
+            raise _TooDeep
+        return {k: _prepare(v, level + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        if level > MAX_PAYLOAD_DEPTH:
+            raise _TooDeep
+        return [_prepare(v, level + 1) for v in value]
+    return value
+
+
 def _depth(value: Any) -> int:
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -135,12 +154,13 @@ def serialize_payload(payload: Any) -> AttributeValueTypeDef:
     Raises PermanentError (with the JSON path) for a number DynamoDB cannot store
     exactly, and for documents nested deeper than DynamoDB allows.
     """
-    depth = _depth(payload)
-    if depth > MAX_PAYLOAD_DEPTH:
+    try:
+        payload = _prepare(payload)
+    except _TooDeep:
         raise PermanentError(
-            f"the document is nested {depth} levels deep; DynamoDB stores at most 32 (counting the payload attribute)"
-        )
-    payload = exact_payload(payload)
+            f"the document is nested {_depth(payload)} levels deep; DynamoDB stores at most 32 "
+            "(counting the payload attribute)"
+        ) from None
     try:
         return _SERIALIZER.serialize(payload)
     except decimal.DecimalException:
@@ -202,7 +222,9 @@ def record_item(ref: ObjectRef, record: Record, *, received_at: str, now: str) -
         item["record_index"] = n(record.index)
     if not record.oversized:
         item["payload"] = serialize_payload(record.payload)
-        if item_size(item) <= MAX_ITEM_BYTES:
+        # A DynamoDB item takes at most about twice the canonical JSON (a one-digit
+        # number in a list: 2 bytes of JSON, 4 of item); only near the limit measure it.
+        if record.payload_bytes * 2 + 16_384 <= MAX_ITEM_BYTES or item_size(item) <= MAX_ITEM_BYTES:
             return item
         del item["payload"]  # canonical JSON under the core's limit can still be a too-big item
     item["payload_ref"] = s(reference_uri(ref))

@@ -197,7 +197,8 @@ class DynamoDBLedger(Ledger):
         document = outcome.status is Status.PROCESSED and outcome.pk is not None
         pk = outcome.pk if document and outcome.pk is not None else it.marker_pk(ref)
         # A failed condition means a newer version replaced the item (overwrite policy):
-        # its outbox is its own.
+        # its outbox is its own. The version alone identifies the writer: another object
+        # with the same ETag has the same bytes, so it can only ever be a duplicate.
         with contextlib.suppress(_ConditionFailed):
             self._call(
                 "recording the notification",
@@ -205,14 +206,8 @@ class DynamoDBLedger(Ledger):
                 TableName=self.table_name,
                 Key={"pk": it.s(pk)},
                 UpdateExpression="SET notified = :yes",
-                ConditionExpression="attribute_exists(pk) AND #b = :b AND #k = :k AND #e = :e",
-                ExpressionAttributeNames={"#b": "bucket", "#k": "key", "#e": "etag"},
-                ExpressionAttributeValues={
-                    ":yes": {"BOOL": True},
-                    ":b": it.s(ref.bucket),
-                    ":k": it.s(ref.key),
-                    ":e": it.s(ref.version),
-                },
+                ConditionExpression="etag = :version",
+                ExpressionAttributeValues={":yes": {"BOOL": True}, ":version": it.s(ref.version)},
             )
         with self._lock:
             self._states.pop(ref.identity, None)
