@@ -38,6 +38,7 @@ class LocalTopic(Notifier):
         self.echo = echo
         self._clock = clock
         self._flush_lock = threading.Lock()
+        self._dirty = False
 
     def publish(self, notification: Notification) -> None:
         published_at = iso(self._clock())
@@ -71,34 +72,47 @@ class LocalTopic(Notifier):
         for a subscription's failure: that is recorded on the delivery."""
         if not self.subscriptions:
             return 0
+        # Called after every commit, from any thread, and even from inside a flush (its own
+        # commits run the callbacks): whoever finds a flush running leaves a mark, and the
+        # running one goes round again. Never blocks, never loses a wake-up.
+        self._dirty = True
+        attempted = 0
+        while self._dirty:
+            if not self._flush_lock.acquire(blocking=False):
+                return attempted
+            try:
+                self._dirty = False
+                attempted += self._deliver_pending()
+            finally:
+                self._flush_lock.release()
+        return attempted
+
+    def _deliver_pending(self) -> int:
         by_name = {sub.name: sub for sub in self.subscriptions}
         attempted = 0
-        with self._flush_lock:
-            stale = iso(self._clock() - timedelta(minutes=10))
-            with self.db.transaction() as conn:  # a sender that died mid-delivery
-                conn.execute(
-                    "UPDATE deliveries SET status = 'pending' WHERE status = 'sending' AND updated_at < ?", (stale,)
-                )
-            pending = self.db.query(
-                "SELECT d.notification_id, d.subscription, n.subject, n.message, n.attributes, n.published_at"
-                " FROM deliveries d JOIN notifications n ON n.id = d.notification_id"
-                " WHERE d.status = 'pending' ORDER BY d.notification_id"
+        stale = iso(self._clock() - timedelta(minutes=10))
+        with self.db.transaction() as conn:  # a sender that died mid-delivery
+            conn.execute(
+                "UPDATE deliveries SET status = 'pending' WHERE status = 'sending' AND updated_at < ?", (stale,)
             )
-            for row in pending:
-                sub = by_name.get(row["subscription"])
-                if not self._claim(row["notification_id"], row["subscription"]):
-                    continue  # another process took it
-                attempted += 1
-                if sub is None:
-                    self._record(
-                        row["notification_id"], row["subscription"], False, "subscription no longer configured", 0
-                    )
-                    continue
-                notification = Notification(row["subject"], row["message"], orjson.loads(row["attributes"]))
-                delivered, error, attempts = deliver_with_retry(
-                    sub, notification, published_at=row["published_at"], notification_id=row["notification_id"]
-                )
-                self._record(row["notification_id"], sub.name, delivered, error, attempts)
+        pending = self.db.query(
+            "SELECT d.notification_id, d.subscription, n.subject, n.message, n.attributes, n.published_at"
+            " FROM deliveries d JOIN notifications n ON n.id = d.notification_id"
+            " WHERE d.status = 'pending' ORDER BY d.notification_id"
+        )
+        for row in pending:
+            sub = by_name.get(row["subscription"])
+            if not self._claim(row["notification_id"], row["subscription"]):
+                continue  # another process took it
+            attempted += 1
+            if sub is None:
+                self._record(row["notification_id"], row["subscription"], False, "subscription no longer configured", 0)
+                continue
+            notification = Notification(row["subject"], row["message"], orjson.loads(row["attributes"]))
+            delivered, error, attempts = deliver_with_retry(
+                sub, notification, published_at=row["published_at"], notification_id=row["notification_id"]
+            )
+            self._record(row["notification_id"], sub.name, delivered, error, attempts)
         return attempted
 
     def _claim(self, notification_id: int, name: str) -> bool:
