@@ -28,6 +28,7 @@ MAX_ID_BYTES = 1024
 RESERVED_PK_PREFIX = "dockline#"  # the AWS ledger keeps its own markers under this prefix
 _RESERVED = RESERVED_PK_PREFIX
 _MISSING = object()
+MAX_SKIPPED_KEPT = 100
 _CHUNK = 1 << 16
 _LINE_BLOCK = 1 << 20  # JSON Lines are read and vetted about a megabyte at a time
 
@@ -161,6 +162,7 @@ class RecordStream:
     def __init__(self, stream: BinaryIO, *, key: str, settings: PipelineSettings) -> None:
         self.key = key
         self.skipped: list[BadRecord] = []
+        self.skipped_total = 0
         self._settings = settings
         self._format, self._gz = format_of(key)
         self.multi = self._format != "json" or settings.records is RecordMode.SPLIT
@@ -206,7 +208,9 @@ class RecordStream:
     def _bad(self, index: int, reason: str) -> None:
         if self._settings.on_bad_record is BadRecordPolicy.FAIL_FILE or not self.multi:
             raise PermanentError(f"line {index}: {reason}" if self._format != "json" else f"element {index}: {reason}")
-        self.skipped.append(BadRecord(index=index, reason=reason))
+        self.skipped_total += 1
+        if len(self.skipped) < MAX_SKIPPED_KEPT:  # the count is exact, the list bounded
+            self.skipped.append(BadRecord(index=index, reason=reason))
 
     def _json(self, source: BinaryIO) -> Iterator[Record]:
         data = source.read()

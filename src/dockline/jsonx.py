@@ -3,7 +3,7 @@
 The rule: a parsed number is an ``int`` (any size), a ``Decimal`` parsed from its
 own text, or a ``float`` only where that float is provably the exact value of the
 text. ``loads`` takes orjson's fast path when a cheap scan shows every number has at
-most 15 significant digits and no tiny exponent; then each float's shortest form is
+most 15 digits and no tiny exponent; then each float's shortest form is
 the number written (15 digits always survive a round trip through a double). Anything
 else goes the exact ``Decimal`` way. ``dumps`` writes every number in its shortest
 form, so both paths give the same canonical bytes for the same values (``1.10`` and
@@ -22,8 +22,8 @@ import orjson
 from dockline.errors import PermanentError
 
 _ORJSON_OPTS = orjson.OPT_SORT_KEYS
-# Unsafe for a double: a run of 17 digits/dots (it may hold 16+ significant digits), and
-# an exponent of -100 or below (it may underflow).
+# Unsafe for a double: a run of 16 digits/dots (it may hold 16 significant digits, one more
+# than always survives a double), and an exponent of -100 or below (it may underflow).
 
 
 # Digits and dots become "0", e/E "e", "-" stays, all else " ": then two substring
@@ -42,7 +42,7 @@ def fast_path_safe(data: bytes) -> bool:
     careful parser runs), never True wrongly.
     """
     shape = data.translate(_NUMBER_SHAPE)
-    return b"00000000000000000" not in shape and b"e-000" not in shape
+    return b"0000000000000000" not in shape and b"e-000" not in shape
 
 
 def loads_vouched(data: bytes) -> Any:

@@ -139,10 +139,11 @@ class Outcome:
     records: int = 0
     duplicates: int = 0
     conflicts: int = 0
-    skipped: tuple[BadRecord, ...] = ()
+    skipped: tuple[BadRecord, ...] = ()  # the first bad records skipped (at most 100)
     sha256: str | None = None
     attempts: int = 1
     notified: bool = False
+    skipped_total: int = 0  # all bad records skipped
 
 
 @dataclass(frozen=True, slots=True)

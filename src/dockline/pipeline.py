@@ -42,13 +42,13 @@ def notification_for(outcome: Outcome) -> Notification:
         attributes["pk"] = outcome.pk
     if outcome.status is Status.PROCESSED:
         message = f"New file processed: {ref.key}"
-        if outcome.pk is None or outcome.records != 1 or outcome.skipped:
+        if outcome.pk is None or outcome.records != 1 or outcome.skipped_total:
             attributes["records"] = str(outcome.records)
             message += f" ({outcome.records} records written"
             if outcome.duplicates:
                 message += f", {outcome.duplicates} duplicates"
-            if outcome.skipped:
-                message += f", {len(outcome.skipped)} bad records skipped"
+            if outcome.skipped_total:
+                message += f", {outcome.skipped_total} bad records skipped"
             message += ")"
         return Notification(SUBJECT_PROCESSED, message, attributes)
     verb = "conflict" if outcome.status is Status.CONFLICT else "failed"
@@ -137,44 +137,60 @@ class Pipeline:
         self.retry.call(lambda: self.ledger.mark_notified(outcome))
 
     def _ingest(self, ref: ObjectRef, attempt: int) -> Outcome:
-        written: list[str] = []
-        duplicates: list[str] = []
-        conflicts: list[tuple[str, str]] = []
+        tally = _Tally()  # counts, not lists: a file may hold millions of records
         with self.store.open(ref) as body:
             stream = RecordStream(body, key=ref.key, settings=self.settings)
             for chunk in _batched(stream.records(), self.settings.batch_size):
-                report = self.ledger.write(ref, chunk, policy=self.settings.on_conflict, now=self.now())
-                written += report.written
-                duplicates += report.duplicates
-                conflicts += report.conflicts
-        return self._classify(ref, stream, WriteReport(tuple(written), tuple(duplicates), tuple(conflicts)), attempt)
+                tally.add(self.ledger.write(ref, chunk, policy=self.settings.on_conflict, now=self.now()))
+        return self._classify(ref, stream, tally, attempt)
 
-    def _classify(self, ref: ObjectRef, stream: RecordStream, report: WriteReport, attempt: int) -> Outcome:
-        total = len(report.written) + len(report.duplicates) + len(report.conflicts)
+    def _classify(self, ref: ObjectRef, stream: RecordStream, tally: _Tally, attempt: int) -> Outcome:
         pk = None
-        if not stream.multi and total == 1:
-            pk = (report.written or report.duplicates or tuple(c[0] for c in report.conflicts))[0]
+        if not stream.multi and tally.written + tally.duplicates + tally.conflicts == 1:
+            pk = tally.first_written or tally.first_duplicate or (tally.first_conflict or ("", ""))[0]
         common = {
             "ref": ref,
             "pk": pk,
-            "records": len(report.written),
-            "duplicates": len(report.duplicates),
-            "conflicts": len(report.conflicts),
+            "records": tally.written,
+            "duplicates": tally.duplicates,
+            "conflicts": tally.conflicts,
             "skipped": tuple(stream.skipped),
+            "skipped_total": stream.skipped_total,
             "sha256": stream.sha256,
             "attempts": attempt,
         }
-        if report.conflicts:
-            first_pk, origin = report.conflicts[0]
-            more = f" (and {len(report.conflicts) - 1} more)" if len(report.conflicts) > 1 else ""
+        if tally.first_conflict is not None:
+            first_pk, origin = tally.first_conflict
+            more = f" (and {tally.conflicts - 1} more)" if tally.conflicts > 1 else ""
             error = (
                 f"id {first_pk!r} is already in the ledger with different content (from {origin}); "
                 f"the first version was kept{more}"
             )
             return Outcome(status=Status.CONFLICT, error=error, **common)  # type: ignore[arg-type]
-        if report.duplicates and not report.written:
-            error = f"id {report.duplicates[0]!r} is already in the ledger with identical content"
-            if len(report.duplicates) > 1:
-                error = f"all {len(report.duplicates)} records are already in the ledger with identical content"
+        if tally.duplicates and not tally.written:
+            error = f"id {tally.first_duplicate!r} is already in the ledger with identical content"
+            if tally.duplicates > 1:
+                error = f"all {tally.duplicates} records are already in the ledger with identical content"
             return Outcome(status=Status.DUPLICATE, error=error, **common)  # type: ignore[arg-type]
         return Outcome(status=Status.PROCESSED, **common)  # type: ignore[arg-type]
+
+
+class _Tally:
+    """What the ledger did with a file's records, in constant memory."""
+
+    def __init__(self) -> None:
+        self.written = self.duplicates = self.conflicts = 0
+        self.first_written: str | None = None
+        self.first_duplicate: str | None = None
+        self.first_conflict: tuple[str, str] | None = None
+
+    def add(self, report: WriteReport) -> None:
+        if report.written:
+            self.written += len(report.written)
+            self.first_written = self.first_written or report.written[0]
+        if report.duplicates:
+            self.duplicates += len(report.duplicates)
+            self.first_duplicate = self.first_duplicate or report.duplicates[0]
+        if report.conflicts:
+            self.conflicts += len(report.conflicts)
+            self.first_conflict = self.first_conflict or report.conflicts[0]

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS files (
     records INTEGER NOT NULL DEFAULT 0,
     duplicates INTEGER NOT NULL DEFAULT 0,
     conflicts INTEGER NOT NULL DEFAULT 0,
-    skipped TEXT,                 -- JSON [{"index": n, "reason": "..."}]
+    skipped TEXT,                 -- JSON [{"index": n, "reason": "..."}], the first 100
+    skipped_total INTEGER NOT NULL DEFAULT 0,
     size INTEGER,
     sequencer TEXT,
     event_time TEXT,

@@ -72,6 +72,7 @@ def outcome_from_row(ref: ObjectRef, row: sqlite3.Row | tuple[object, ...]) -> O
         conflicts=int(str(conflicts)),
         skipped=bad,
         notified=bool(notified),
+        skipped_total=int(str(row[11])) if len(row) > 11 else len(bad),
     )
 
 
@@ -85,7 +86,7 @@ class SQLiteLedger(Ledger):
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT status, error, pk, attempts, records, duplicates, conflicts, skipped, notified,"
-                " lease_owner, lease_until FROM files WHERE bucket = ? AND key = ? AND version = ?",
+                " lease_owner, lease_until, skipped_total FROM files WHERE bucket = ? AND key = ? AND version = ?",
                 (ref.bucket, ref.key, ref.version),
             ).fetchone()
             if row is not None:
@@ -222,12 +223,13 @@ class SQLiteLedger(Ledger):
             owes_nothing = outcome.status is Status.DUPLICATE
             conn.execute(
                 "INSERT INTO files (bucket, key, version, status, error, pk, attempts, records, duplicates,"
-                " conflicts, skipped, size, sequencer, event_time, received_at, updated_at, notified,"
-                " lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+                " conflicts, skipped, skipped_total, size, sequencer, event_time, received_at, updated_at, notified,"
+                " lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
                 " ON CONFLICT (bucket, key, version) DO UPDATE SET status = excluded.status,"
                 " error = excluded.error, pk = excluded.pk, attempts = excluded.attempts,"
                 " records = excluded.records, duplicates = excluded.duplicates, conflicts = excluded.conflicts,"
-                " skipped = excluded.skipped, updated_at = excluded.updated_at, notified = 0,"
+                " skipped = excluded.skipped, skipped_total = excluded.skipped_total,"
+                " updated_at = excluded.updated_at, notified = 0,"
                 " lease_owner = excluded.lease_owner, lease_until = excluded.lease_until",
                 (
                     ref.bucket,
@@ -241,6 +243,7 @@ class SQLiteLedger(Ledger):
                     outcome.duplicates,
                     outcome.conflicts,
                     skipped,
+                    outcome.skipped_total,
                     ref.size,
                     ref.sequencer,
                     ref.event_time,

@@ -53,7 +53,8 @@ def get_item(db: Database, pk: str) -> dict[str, Any] | None:
 
 def list_files(db: Database, *, status: Status | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     sql = (
-        "SELECT bucket, key, version, status, error, pk, attempts, records, duplicates, conflicts, skipped, size,"
+        "SELECT bucket, key, version, status, error, pk, attempts, records, duplicates, conflicts, skipped,"
+        " skipped_total, size,"
         " received_at, updated_at, notified FROM files"
     )
     params: tuple[object, ...] = ()
@@ -74,6 +75,7 @@ def list_files(db: Database, *, status: Status | None = None, limit: int | None 
             "duplicates": row["duplicates"],
             "conflicts": row["conflicts"],
             "skipped": orjson.loads(row["skipped"] or "[]"),
+            "skipped_total": row["skipped_total"],
             "bucket": row["bucket"],
             "sha256": row["version"],
             "size": row["size"],

@@ -108,9 +108,7 @@ class WebhookSubscription(Subscription):
         except ValueError:
             raise ConfigError(f"webhook url has an invalid port: {_redact_url(settings.url)}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"webhook url must be http:// or https:// with a host, not {_redact_url(settings.url)!r}"
-            )
+            raise ConfigError(f"webhook url must be http:// or https:// with a host, not {_redact_url(settings.url)!r}")
         for key, value in settings.headers.items():
             if not _sendable_header(key, str(value)):
                 raise ConfigError(f"webhook header {key!r} has a name or value that cannot be sent")
