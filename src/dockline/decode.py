@@ -120,7 +120,7 @@ def make_record(document: Any, *, key: str, index: int | None, max_inline: int) 
     canonical = dumps(document)
     if len(canonical) > max_inline:  # keep the hash, drop the bytes
         return Record(pk, None, hashlib.sha256(canonical).hexdigest(), index, True, len(canonical))
-    return Record(pk, document, None, index, False, len(canonical), canonical)
+    return Record(pk, document, None, index, False, len(canonical), canonical.decode())
 
 
 def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int) -> list[Record] | None:
@@ -148,7 +148,8 @@ def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int) -> 
         canonical = dumps_(document, option=opts)
         if len(canonical) > max_inline:
             return None
-        records.append(Record(pk, document, None, number, False, len(canonical), canonical))
+        # str, not bytes: each of orjson's bytes keeps a 4 KiB buffer alive
+        records.append(Record(pk, document, None, number, False, len(canonical), canonical.decode()))
     return records
 
 
@@ -266,7 +267,7 @@ class RecordStream:
                 if len(canonical) > max_inline:
                     yield Record(pk, None, hashlib.sha256(canonical).hexdigest(), number, True, len(canonical))
                 else:
-                    yield Record(pk, document, None, number, False, len(canonical), canonical)
+                    yield Record(pk, document, None, number, False, len(canonical), canonical.decode())
         if not seen_text and self._raw.count:
             raise PermanentError("the file is blank (whitespace only)")
 

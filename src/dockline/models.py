@@ -91,13 +91,13 @@ class Record:
     index: int | None = None
     oversized: bool = False
     payload_bytes: int = 0
-    canonical: bytes = b""
+    canonical: str = ""  # str, not bytes: orjson's bytes keep a 4 KiB buffer each
 
     @property
     def content_hash(self) -> str:
         """SHA-256 (hex) of the canonical payload: equal hashes mean identical content."""
         if self.digest is None:
-            self.digest = hashlib.sha256(self.canonical).hexdigest()
+            self.digest = hashlib.sha256(self.canonical.encode()).hexdigest()
         return self.digest
 
 

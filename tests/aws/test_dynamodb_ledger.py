@@ -29,7 +29,7 @@ def rec(pk: str, payload: Any, index: int | None = None, *, oversized: bool = Fa
         index=index,
         oversized=oversized,
         payload_bytes=len(canonical),
-        canonical=canonical,
+        canonical=canonical.decode(),
     )
 
 

@@ -25,7 +25,7 @@ def record(pk: str, payload: dict[str, object], index: int | None = None) -> Rec
         digest=hashlib.sha256(canonical).hexdigest(),
         index=index,
         payload_bytes=len(canonical),
-        canonical=canonical,
+        canonical=canonical.decode(),
     )
 
 

@@ -70,7 +70,7 @@ def test_document_mode_gives_one_record_with_hash_and_size() -> None:
     stream = decode(b'{"id": "a", "price": 19.99}')
     [record] = stream.collected  # type: ignore[attr-defined]
     assert record.pk == "a" and exact_payload(record.payload) == {"id": "a", "price": Decimal("19.99")}
-    assert record.canonical == b'{"id":"a","price":19.99}'
+    assert record.canonical == '{"id":"a","price":19.99}'
     assert len(stream.sha256) == 64 and stream.size == 27
     assert not stream.multi
 

@@ -23,7 +23,7 @@ SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     pk TEXT PRIMARY KEY,
-    payload BLOB,                 -- canonical JSON (UTF-8), numbers exact; NULL when oversized
+    payload TEXT,                 -- canonical JSON, numbers exact; NULL when oversized
     content_hash TEXT,            -- SHA-256 of the canonical payload, kept when the payload is not
     file_id INTEGER NOT NULL,     -- files.id: the object version that wrote the item
     record_index INTEGER,         -- line / row / element in per-record mode

@@ -190,9 +190,9 @@ class SQLiteLedger(Ledger):
             ).fetchone()
             same_source = key == ref.key and version == ref.version
             if payload is not None and not record.oversized:
-                identical = bytes(payload) == record.canonical
+                identical = payload == record.canonical
             else:
-                existing_hash = content_hash or hashlib.sha256(bytes(payload)).hexdigest()
+                existing_hash = content_hash or hashlib.sha256(payload.encode()).hexdigest()
                 identical = existing_hash == record.content_hash
             if identical:
                 (written if same_source else duplicates).append(record.pk)

@@ -21,12 +21,12 @@ def _item(row: Any) -> dict[str, Any]:
     payload = row["payload"]
     item = {
         "pk": row["pk"],
-        "payload": loads_exact(bytes(payload)) if payload is not None else None,
+        "payload": loads_exact(payload) if payload is not None else None,
         "bucket": row["bucket"],
         "key": row["key"],
         "status": "processed",
         "sha256": row["version"],
-        "content_hash": row["content_hash"] or hashlib.sha256(bytes(payload)).hexdigest(),
+        "content_hash": row["content_hash"] or hashlib.sha256(payload.encode()).hexdigest(),
         "size": row["size"],
         "received_at": row["event_time"],
         "processed_at": row["processed_at"],
