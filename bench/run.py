@@ -19,6 +19,7 @@ This is a benchmark, not a test: it asserts nothing and the machine may be noisy
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import random
@@ -65,7 +66,7 @@ def make_orders(folder: Path, count: int, *, floats: bool = True, seed: int = 1)
                 "price": round(rng.uniform(1, 200), 2) if floats else rng.randrange(100, 20_000),
                 "name": f"item {rng.randrange(1000)}",
             }
-            for _ in range(9)
+            for _ in range(14)
         ]
         doc = {
             "id": f"order-{i:06d}",
@@ -287,6 +288,112 @@ def bench_handler(work: Path, files: int) -> list[tuple[str, str, str, str]]:
     ]
 
 
+# -- 1 GB, bounded memory ------------------------------------------------------------------
+BIG_LINE = b'{"id": "r-%010d", "device": "thermo-%03d", "temp": 21.5, "hum": 0.43, "site": "warehouse-2", "ok": true}\n'
+
+S3_STREAM = """
+import io, sys, time
+from datetime import UTC, datetime
+import boto3
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+from dockline.aws.store import S3Store
+from dockline.config import PipelineSettings
+from dockline.memory import MemoryDeadLetters, MemoryTopic
+from dockline.models import ObjectRef, WriteReport
+from dockline.pipeline import Pipeline
+from dockline.ports import Ledger
+
+LINE = __LINE__
+count = int(sys.argv[1])
+
+class Lines(io.RawIOBase):
+    def __init__(self):
+        self.made, self.pending = 0, b""
+    def readable(self):
+        return True
+    def readinto(self, buffer):
+        while len(self.pending) < len(buffer) and self.made < count:
+            end = min(self.made + 4096, count)
+            self.pending += b"".join(LINE % (i, i % 500) for i in range(self.made, end))
+            self.made = end
+        n = min(len(buffer), len(self.pending))
+        buffer[:n], self.pending = self.pending[:n], self.pending[n:]
+        return n
+
+class Counting(Ledger):
+    records = 0
+    def begin(self, ref, *, now): return None
+    def write(self, ref, records, *, policy, now):
+        Counting.records += len(records)
+        return WriteReport(written=tuple(r.pk for r in records))
+    def settle(self, outcome, *, now): return True
+    def mark_notified(self, outcome): return None
+
+client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+stubber = Stubber(client)
+size = count * len(LINE % (0, 0))
+stubber.add_response("get_object", {"Body": StreamingBody(io.BufferedReader(Lines()), size), "ContentLength": size})
+pipeline = Pipeline(settings=PipelineSettings(max_object_bytes=2 * size), store=S3Store(client=client),
+                    ledger=Counting(), notifier=MemoryTopic(), dead_letters=MemoryDeadLetters(),
+                    clock=lambda: datetime.now(UTC))
+with stubber:
+    outcome = pipeline.process(ObjectRef("b", "incoming/big.ndjson", "0123456789abcdef0123456789abcdef", size=size))
+assert outcome.records == count, outcome
+""".replace("__LINE__", repr(BIG_LINE))
+
+
+def bench_big(work: Path, gigabytes: float) -> list[tuple[str, str, str, str]]:
+    count = int(gigabytes * 1e9 / len(BIG_LINE % (0, 0)))
+    data_dir = work / "big"
+    plain = data_dir / "bucket" / "incoming" / "big.ndjson"
+    plain.parent.mkdir(parents=True, exist_ok=True)
+    with plain.open("wb") as out:
+        for start in range(0, count, 8192):
+            out.write(b"".join(BIG_LINE % (i, i % 500) for i in range(start, min(start + 8192, count))))
+    size_gb = plain.stat().st_size / 1e9
+    config = work / "big.toml"
+    config.write_text(f"[pipeline]\nmax_object_bytes = {int(3e9)}\n[local]\nsettle_seconds = 0\n")
+    argv = [PY, "-m", "dockline", "--data-dir", str(data_dir), "--config", str(config), "run", "--once", "--quiet"]
+    seconds, rss = run_measured(argv)
+    rows = [
+        (
+            f"1 GB class: {count:,} records, {size_gb:.2f} GB NDJSON, local",
+            f"peak RSS {rss} MB",
+            f"{count / seconds:,.0f} records/s",
+            "",
+        )
+    ]
+    # the gzip version, in a fresh data dir
+    gz_dir = work / "big-gz"
+    packed = gz_dir / "bucket" / "incoming" / "big.ndjson.gz"
+    packed.parent.mkdir(parents=True)
+    with plain.open("rb") as src, gzip.open(packed, "wb", compresslevel=1) as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    plain.unlink()
+    shutil.rmtree(data_dir)
+    argv[4] = str(gz_dir)
+    seconds, rss = run_measured(argv)
+    rows.append(
+        (
+            f"  the same, gzip ({packed.stat().st_size / 1e6:,.0f} MB), local",
+            f"peak RSS {rss} MB",
+            f"{count / seconds:,.0f} records/s",
+            "",
+        )
+    )
+    seconds, rss = run_measured([PY, "-c", S3_STREAM, str(count)])
+    rows.append(
+        (
+            "  the same through S3Store (StreamingBody), AWS path",
+            f"peak RSS {rss} MB",
+            f"{count / seconds:,.0f} records/s",
+            "ledger: counts only",
+        )
+    )
+    return rows
+
+
 # -- import time ---------------------------------------------------------------------------
 def import_ms(module: str, runs: int = 7) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
@@ -322,7 +429,13 @@ def bench_import() -> list[tuple[str, str, str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["small", "ndjson", "handler", "import"], action="append")
+    parser.add_argument(
+        "--only",
+        choices=["small", "ndjson", "handler", "import", "big"],
+        action="append",
+        help="run only these scenarios; 'big' (1 GB, a few minutes) runs only when named",
+    )
+    parser.add_argument("--gigabytes", type=float, default=1.0, help="size of the 'big' scenario's file")
     parser.add_argument("--files", type=int, default=5000, help="small files (default 5000)")
     parser.add_argument("--records", type=int, default=1_000_000, help="NDJSON records (default 1,000,000)")
     parser.add_argument("--handler-files", type=int, default=500, help="files for the handler scenario")
@@ -345,6 +458,8 @@ def main() -> None:
                 rows = bench_ndjson(work, args.records)
             elif name == "handler":
                 rows = bench_handler(work, args.handler_files)
+            elif name == "big":
+                rows = bench_big(work, args.gigabytes)
             else:
                 rows = bench_import()
             for row in rows:
