@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck unit bench setup clean
+.PHONY: demo test lint typecheck unit bench bench-big setup clean
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,9 @@ test: lint typecheck unit
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run.py
+
+bench-big: $(VENV)/.installed
+	$(BIN)/python bench/run.py --only big
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache
