@@ -62,7 +62,8 @@ def test_a_document_item_has_the_seed_attributes_and_exact_numbers(ledger: Dynam
     ledger.begin(r, now="2026-11-27T11:59:59.500Z")
     # WHEN it is written
     report = ledger.write(r, [rec("o-1", payload)], policy=REJECT, now=NOW)
-    # THEN one item holds the payload exactly, plus where it came from and its outbox flag
+    # THEN one item holds the payload exactly, plus where it came from (no outbox flag:
+    # that is on the file marker, so closing it never rewrites the document)
     assert report.written == ("o-1",)
     stored = item(dynamodb, "o-1")
     assert stored is not None
@@ -74,14 +75,14 @@ def test_a_document_item_has_the_seed_attributes_and_exact_numbers(ledger: Dynam
         "qty": 3,
         "ok": True,
     }
-    assert {k: stored[k] for k in ("bucket", "key", "etag", "status", "notified", "size")} == {
+    assert {k: stored[k] for k in ("bucket", "key", "etag", "status", "size")} == {
         "bucket": "landing",
         "key": "incoming/a.json",
         "etag": "0" * 32,
         "status": "processed",
-        "notified": False,
         "size": 120,
     }
+    assert "notified" not in stored
     assert stored["sequencer"] == "0055AED6DCD90281E5"
     assert stored["event_time"] == "2026-11-27T11:59:59.000Z"
     assert stored["received_at"] == "2026-11-27T11:59:59.500Z"
@@ -291,11 +292,121 @@ def test_mark_notified_never_marks_a_newer_version_that_replaced_the_item(
     ledger.write(v2, [rec("x", {"id": "x", "v": 2})], policy=ConflictPolicy.OVERWRITE, now=NOW)
     # WHEN v1's outbox is closed
     ledger.mark_notified(Outcome(ref=v1, status=Status.PROCESSED, pk="x", records=1))
-    # THEN v2's item keeps its own open outbox
+    # THEN v1's own marker says so, and v2's item is untouched
+    v1_marker = item(dynamodb, f"{MARKER_PREFIX}landing/incoming/a.json@{'1' * 32}")
+    assert v1_marker is not None
+    assert (v1_marker["etag"], v1_marker["notified"]) == ("1" * 32, True)
     stored = item(dynamodb, "x")
     assert stored is not None
-    assert stored["etag"] == "2" * 32
-    assert stored["notified"] is False
+    assert (stored["etag"], stored["payload"]["v"]) == ("2" * 32, 2)
+    assert "notified" not in stored
+    # AND v2's outbox stays open: it has no marker, and settling it still owes a notification
+    assert item(dynamodb, f"{MARKER_PREFIX}landing/incoming/a.json@{'2' * 32}") is None
+    elsewhere = DynamoDBLedger(TABLE, client=dynamodb)
+    assert elsewhere.settle(Outcome(ref=v2, status=Status.PROCESSED, pk="x", records=1), now=NOW) is True
+
+
+def test_mark_notified_of_a_document_puts_its_marker_stamped_by_settle(ledger: DynamoDBLedger, dynamodb: Any) -> None:
+    r = ref(size=13, sequencer="0055AED6DCD90281E5")
+    outcome = Outcome(ref=r, status=Status.PROCESSED, pk="o-1", records=1, sha256="ab" * 32, attempts=2)
+    ledger.begin(r, now="2026-11-27T11:59:59.500Z")
+    ledger.write(r, [rec("o-1", {"id": "o-1"})], policy=REJECT, now=NOW)
+    assert ledger.settle(outcome, now="2026-11-27T12:00:00.250Z") is True
+    calls = CallLog()
+    dynamodb.meta.events.register("before-call", calls)
+    # WHEN the notification went out
+    ledger.mark_notified(outcome)
+    # THEN one PutItem wrote the version's marker: processed, notified, pointing at the item
+    assert calls.calls == ["dynamodb.PutItem"]
+    marker = item(dynamodb, f"{MARKER_PREFIX}landing/incoming/a.json@{'0' * 32}")
+    assert marker is not None
+    assert {k: marker[k] for k in ("status", "item_pk", "notified", "records", "attempts", "sha256", "etag")} == {
+        "status": "processed",
+        "item_pk": "o-1",
+        "notified": True,
+        "records": 1,
+        "attempts": 2,
+        "sha256": "ab" * 32,
+        "etag": "0" * 32,
+    }
+    assert (marker["received_at"], marker["processed_at"]) == ("2026-11-27T11:59:59.500Z", "2026-11-27T12:00:00.250Z")
+
+
+def test_settling_a_document_this_process_did_not_write_asks_its_marker(ledger: DynamoDBLedger, dynamodb: Any) -> None:
+    # GIVEN a document written and notified by one container
+    r = ref()
+    outcome = Outcome(ref=r, status=Status.PROCESSED, pk="o-1", records=1)
+    ledger.write(r, [rec("o-1", {"id": "o-1"})], policy=REJECT, now=NOW)
+    other = DynamoDBLedger(TABLE, client=dynamodb)
+    # WHEN another container settles it: owed while there is no marker, not once notified
+    assert other.settle(outcome, now=NOW) is True
+    ledger.settle(outcome, now=NOW)
+    ledger.mark_notified(outcome)
+    calls = CallLog()
+    dynamodb.meta.events.register("before-call", calls)
+    assert DynamoDBLedger(TABLE, client=dynamodb).settle(outcome, now=NOW) is False
+    assert calls.calls == ["dynamodb.GetItem"]
+
+
+def test_a_failed_marker_of_the_same_version_does_not_count_as_notified_processed(
+    ledger: DynamoDBLedger, dynamodb: Any
+) -> None:
+    # GIVEN a version that once failed (and was notified as failed), then was written as a
+    # document after a change of configuration, and the container died before publishing
+    r = ref()
+    failed = Outcome(ref=r, status=Status.FAILED, error="too big")
+    ledger.settle(failed, now=NOW)
+    ledger.mark_notified(failed)
+    ledger.write(r, [rec("o-1", {"id": "o-1"})], policy=REJECT, now=NOW)
+    # WHEN it is delivered again
+    again = DynamoDBLedger(TABLE, client=dynamodb)
+    again.begin(r, now=NOW)
+    assert again.write(r, [rec("o-1", {"id": "o-1"})], policy=REJECT, now=NOW).written == ("o-1",)
+    processed = Outcome(ref=r, status=Status.PROCESSED, pk="o-1", records=1)
+    # THEN the processed notification is still owed, and closing it replaces the failed marker
+    assert again.settle(processed, now=NOW) is True
+    again.mark_notified(processed)
+    state = again.file_state(r)
+    assert state is not None
+    assert (state.status, state.notified) == (Status.PROCESSED, True)
+
+
+def test_a_document_item_from_before_the_outbox_moved_is_trusted_when_notified(
+    ledger: DynamoDBLedger, dynamodb: Any
+) -> None:
+    # GIVEN an item written by the earlier layout: notified on the item, no marker
+    r = ref()
+    legacy = {"pk": {"S": "old"}, "bucket": {"S": "landing"}, "key": {"S": "incoming/a.json"}}
+    legacy |= {"etag": {"S": "0" * 32}, "content_hash": {"S": rec("old", {"id": "old"}).content_hash}}
+    dynamodb.put_item(TableName=TABLE, Item={**legacy, "notified": {"BOOL": True}})
+    calls = CallLog()
+    dynamodb.meta.events.register("before-call", calls)
+    # WHEN its version is delivered again
+    ledger.begin(r, now=NOW)
+    assert ledger.write(r, [rec("old", {"id": "old"})], policy=REJECT, now=NOW).written == ("old",)
+    # THEN nothing is owed, and no marker had to be read
+    assert ledger.settle(Outcome(ref=r, status=Status.PROCESSED, pk="old", records=1), now=NOW) is False
+    assert calls.calls == ["dynamodb.PutItem"]
+
+
+def test_a_late_redelivery_of_a_notified_version_replaced_by_a_newer_one_sends_nothing(
+    ledger: DynamoDBLedger, dynamodb: Any
+) -> None:
+    # GIVEN v1 processed and notified, then replaced by a newer v2 (overwrite policy)
+    v1 = ref(version="1" * 32, sequencer="01")
+    v2 = ref(version="2" * 32, sequencer="02")
+    first = Outcome(ref=v1, status=Status.PROCESSED, pk="x", records=1)
+    ledger.write(v1, [rec("x", {"id": "x", "v": 1})], policy=ConflictPolicy.OVERWRITE, now=NOW)
+    ledger.settle(first, now=NOW)
+    ledger.mark_notified(first)
+    ledger.write(v2, [rec("x", {"id": "x", "v": 2})], policy=ConflictPolicy.OVERWRITE, now=NOW)
+    # WHEN v1 is delivered again: it cannot be applied (a conflict with the newer v2)...
+    ledger.begin(v1, now=NOW)
+    report = ledger.write(v1, [rec("x", {"id": "x", "v": 1})], policy=ConflictPolicy.OVERWRITE, now=NOW)
+    assert [pk for pk, _ in report.conflicts] == ["x"]
+    # ...THEN its own processed, notified marker is found: no conflict notice for it
+    conflict = Outcome(ref=v1, status=Status.CONFLICT, pk="x", error="other content")
+    assert ledger.settle(conflict, now=NOW) is False
 
 
 def test_reopen_removes_only_a_failed_marker(ledger: DynamoDBLedger, dynamodb: Any) -> None:

@@ -35,7 +35,8 @@ def test_dynamodb_throttling_then_success_is_retried_into_one_row(world: World, 
     assert list(world.records()) == ["t"]
     assert len(world.notifications()) == 1
     assert fault.raised == 2
-    assert world.calls.count()["dynamodb.PutItem"] == 1  # the call that went through
+    # the calls that went through: the item, then the marker that closes the outbox
+    assert world.calls.count()["dynamodb.PutItem"] == 2
 
 
 def test_throttling_forever_hands_back_only_that_message(world: World) -> None:
@@ -52,8 +53,9 @@ def test_throttling_forever_hands_back_only_that_message(world: World) -> None:
     assert result == {"batchItemFailures": [{"itemIdentifier": stuck_id}]}
     assert list(world.records()) == ["ok"]
     assert [n["attributes"]["pk"] for n in world.notifications()] == ["ok"]
-    # AND nothing was recorded as failed for the stuck one: it is retried, not settled
-    assert world.markers() == {}
+    # AND nothing was recorded for the stuck one: it is retried, not settled
+    assert world.marker("incoming/stuck.json") is None
+    assert [m["key"] for m in world.markers().values()] == ["incoming/ok.json"]
 
 
 def test_direct_mode_raises_after_processing_the_other_files(world: World) -> None:
@@ -77,15 +79,18 @@ def test_sns_failure_after_the_ledger_write_is_notified_once_after_recovery(worl
     event = world.drain_input()
     # WHEN it is handled, the row is written but the message is handed back
     assert handle(event, world.engine)["batchItemFailures"]
-    assert world.records()["outbox"]["notified"] is False
+    assert list(world.records()) == ["outbox"]
+    assert world.marker("incoming/outbox.json") is None  # the outbox is open: no marker yet
     assert world.notifications() == []
     # WHEN SNS recovers and SQS delivers the message again
     world.sns.meta.events.unregister("before-call.sns.Publish", outage)
     assert handle(event, world.engine) == {"batchItemFailures": []}
     # THEN the notification goes out once, the outbox is closed, and there is still one row
     assert len(world.notifications()) == 1
-    assert world.records()["outbox"]["notified"] is True
-    assert len(world.raw_items()) == 1
+    marker = world.marker("incoming/outbox.json")
+    assert marker is not None
+    assert (marker["status"], marker["item_pk"], marker["notified"]) == ("processed", "outbox", True)
+    assert list(world.records()) == ["outbox"]
     # AND a third delivery sends nothing more
     handle(event, world.engine)
     assert world.notifications() == []
@@ -103,13 +108,17 @@ def test_a_crash_between_write_and_publish_is_finished_by_the_next_delivery(worl
     world.sns.meta.events.register("before-call.sns.Publish", die)
     with pytest.raises(SystemExit):
         handle(event, dying)
-    assert world.records()["crash"]["notified"] is False
+    assert list(world.records()) == ["crash"]
+    assert world.marker("incoming/crash.json") is None  # the outbox is open: no marker yet
     # WHEN Lambda retries the event in a new container
     world.sns.meta.events.unregister("before-call.sns.Publish", die)
     handle(event, world.build_engine())
-    # THEN one notification, one row
+    # THEN one notification, one row, and the outbox closed on the file's marker
     assert len(world.notifications()) == 1
-    assert len(world.raw_items()) == 1
+    assert list(world.records()) == ["crash"]
+    marker = world.marker("incoming/crash.json")
+    assert marker is not None
+    assert marker["notified"] is True
 
 
 def test_same_id_and_content_from_another_file_is_a_silent_duplicate(world: World) -> None:
@@ -122,8 +131,9 @@ def test_same_id_and_content_from_another_file_is_a_silent_duplicate(world: Worl
     assert list(world.records()) == ["x"]
     assert world.notifications() == []
     # AND the duplicate is recorded on a file marker
-    [marker] = world.markers().values()
-    assert (marker["key"], marker["status"]) == ("incoming/b.json", "duplicate")
+    marker = world.marker("incoming/b.json")
+    assert marker is not None
+    assert marker["status"] == "duplicate"
 
 
 def test_same_id_other_content_is_a_conflict_first_kept_recorded_and_notified(world: World) -> None:
@@ -137,7 +147,8 @@ def test_same_id_other_content_is_a_conflict_first_kept_recorded_and_notified(wo
     [note] = world.notifications()
     assert note["attributes"]["status"] == "conflict"
     assert "incoming/a.json" in note["message"]
-    [marker] = world.markers().values()
+    marker = world.marker("incoming/b.json")
+    assert marker is not None
     assert marker["status"] == "conflict"
     # AND a re-delivery of the conflicting file is not notified again
     handle(world.event("incoming/b.json"), world.engine)

@@ -231,6 +231,12 @@ class World:
     def markers(self) -> dict[str, dict[str, Any]]:
         return {pk: item for pk, item in self.items().items() if pk.startswith("dockline#file#")}
 
+    def marker(self, key: str) -> dict[str, Any] | None:
+        """The file marker of ``key``'s one version, if it has one."""
+        found = [item for item in self.markers().values() if item["key"] == key]
+        assert len(found) <= 1, f"{key} has markers of {len(found)} versions"
+        return found[0] if found else None
+
     def dead_letter_bodies(self) -> list[dict[str, Any]]:
         bodies: list[dict[str, Any]] = []
         while True:

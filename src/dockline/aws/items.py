@@ -3,9 +3,10 @@
 Two kinds of item share the seed's table (only key: the string ``pk``):
 
 - a **record item** per document or record, at ``pk`` = the business id (or the key);
-- a **file marker** per object version that did not end as one processed document,
-  at ``pk`` = ``dockline#file#<bucket>/<key>@<version>`` (the core refuses ids that
-  start with ``dockline#``, so the two can never collide).
+- a **file marker** per settled object version, at ``pk`` =
+  ``dockline#file#<bucket>/<key>@<version>`` (the core refuses ids that start with
+  ``dockline#``, so the two can never collide). It holds the file's outbox flag
+  ``notified``; a processed document's marker is written once its notification went out.
 
 Items are built in DynamoDB's wire format (``{"S": ...}``) with boto3's
 ``TypeSerializer``; numbers arrive from the core's exact parser as ints, Decimals or
@@ -207,18 +208,16 @@ def _common(ref: ObjectRef, *, status: str, received_at: str, now: str) -> Item:
 
 
 def record_item(ref: ObjectRef, record: Record, *, received_at: str, now: str) -> Item:
-    """The ledger item for one record. A document item (``record.index is None``)
-    carries the file's outbox flag ``notified``; per-record items leave that to the
-    file marker. A payload too big for one item is stored as a reference to the object.
+    """The ledger item for one record. No item carries an outbox flag: the file
+    marker does (``marker_item``), so closing the outbox never rewrites a big item.
+    A payload too big for one item is stored as a reference to the object.
 
     Raises PermanentError for payloads DynamoDB cannot represent (see serialize_payload).
     """
     item: Item = {"pk": s(record.pk), **_common(ref, status="processed", received_at=received_at, now=now)}
     item["content_hash"] = s(record.content_hash)
     item["payload_bytes"] = n(record.payload_bytes)
-    if record.index is None:
-        item["notified"] = {"BOOL": False}
-    else:
+    if record.index is not None:
         item["record_index"] = n(record.index)
     if not record.oversized:
         item["payload"] = serialize_payload(record.payload)
@@ -233,8 +232,8 @@ def record_item(ref: ObjectRef, record: Record, *, received_at: str, now: str) -
 
 
 # -- file markers -------------------------------------------------------------------
-def marker_item(outcome: Outcome, *, received_at: str, now: str) -> Item:
-    """The file marker recording ``outcome`` with its outbox flag still open."""
+def marker_item(outcome: Outcome, *, received_at: str, now: str, notified: bool = False) -> Item:
+    """The file marker recording ``outcome``, its outbox flag open unless ``notified``."""
     ref = outcome.ref
     item: Item = {
         "pk": s(marker_pk(ref)),
@@ -244,7 +243,7 @@ def marker_item(outcome: Outcome, *, received_at: str, now: str) -> Item:
         "records": n(outcome.records),
         "duplicates": n(outcome.duplicates),
         "conflicts": n(outcome.conflicts),
-        "notified": {"BOOL": False},
+        "notified": {"BOOL": notified},
     }
     if outcome.error:
         item["error"] = s(outcome.error)

@@ -9,16 +9,20 @@ Idempotency without extra calls (see docs/aws.md for the whole design):
   re-delivery: written, plus whether its notification already went out), the same
   content from another file (duplicate), or other content (conflict, or an overwrite
   when ``on_conflict=overwrite`` and this event is newer by sequencer / event time).
-  The document item carries the outbox flag ``notified``; ``settle`` of a processed
-  document costs no call.
+  ``settle`` of a freshly written document costs no call; after the publish,
+  ``mark_notified`` puts the version's small file marker with ``notified = true``.
+  The outbox flag lives on the marker, not on the document item, because an
+  UpdateItem is billed for the whole item (a 300 KB document: ~300 write units to flip
+  one flag), while the marker costs ~1. A re-delivery of a written version reads the
+  marker (one GetItem, only then) to learn whether its notification went out.
 - **Per-record mode** writes records in ``TransactWriteItems`` of up to 100 conditional
   puts (``record_writes="checked"``, the default): the cancellation reasons carry the
   old items, so every record is classified like a document and nothing is silently
   overwritten. ``record_writes="batch"`` uses ``BatchWriteItem`` (25 per call,
   ``UnprocessedItems`` retried with backoff): half the write cost, but unconditional.
-- Every file that does not end as one processed document gets a **file marker**
-  (``dockline#file#<bucket>/<key>@<version>``), written conditionally by ``settle`` so
-  a re-delivery finds it and is not notified twice.
+- Every other file (failed, duplicate, conflict, every per-record file) gets its **file
+  marker** (``dockline#file#<bucket>/<key>@<version>``) from ``settle``, conditionally,
+  so a re-delivery finds it and is not notified twice.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -40,6 +45,7 @@ from dockline.config import PipelineSettings
 from dockline.decode import format_of
 from dockline.errors import DocklineError, PermanentError, TransientError
 from dockline.models import ConflictPolicy, ObjectRef, Outcome, Record, RecordMode, Status, WriteReport, is_newer
+from dockline.pipeline import iso
 from dockline.ports import Ledger
 
 if TYPE_CHECKING:
@@ -56,11 +62,14 @@ _STATE_LIMIT = 1024  # object versions whose in-flight state one container remem
 
 @dataclass
 class _FileState:
-    """What this process learned about one object version between write and settle."""
+    """What this process learned about one object version between begin and mark_notified."""
 
     received_at: str
+    settled_at: str | None = None
     document_fresh: bool = False  # this attempt inserted the document item
-    prior_notified: bool | None = None  # the document item was there already, with this flag
+    # The document item was there already and says it was notified: only items written
+    # before the outbox moved to the file marker carry that flag (see mark_notified).
+    notified_on_item: bool = False
 
 
 @dataclass
@@ -88,6 +97,7 @@ class DynamoDBLedger(Ledger):
         record_writes: RecordWrites = "checked",
         claim_min_bytes: int = 1 << 20,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if record_writes not in ("checked", "batch"):
             raise DocklineError(f"record_writes must be 'checked' or 'batch', not {record_writes!r}")
@@ -98,6 +108,7 @@ class DynamoDBLedger(Ledger):
         self._settings = settings or PipelineSettings()
         self._claim_min_bytes = claim_min_bytes
         self._sleep = sleep
+        self._clock = clock  # only for a marker whose file this process never saw settle
         self._states: OrderedDict[str, _FileState] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -160,20 +171,27 @@ class DynamoDBLedger(Ledger):
     def settle(self, outcome: Outcome, *, now: str) -> bool:
         """Record the final state; True when a notification is still owed.
 
-        A processed document is settled by its item already: no call. Anything else
-        gets a file marker through a conditional put; if one is there, the version was
-        settled before and only its outbox flag matters. Raises TransientError.
+        A processed document is settled by its item already: when this attempt wrote
+        it, no call. When the item was there already (a re-delivery), or this process
+        did not write it, its file marker says whether the notification went out (one
+        GetItem). Anything else gets a file marker through a conditional put; if one is
+        there, the version was settled before and only its outbox flag matters.
+        Raises TransientError.
         """
         ref = outcome.ref
+        if outcome.status is Status.PROCESSED and outcome.pk is not None:
+            known = self._state(ref, now)
+            known.settled_at = now  # the marker mark_notified writes is stamped with it
+            if known.document_fresh:
+                return True
+            if known.notified_on_item:
+                return False
+            marker = self._get(it.marker_pk(ref)) or {}
+            # Only a processed marker counts: a failed one (left by an attempt before a
+            # change of code or configuration) was notified as failed, not as processed.
+            return not (it.text(marker, "status") == Status.PROCESSED and it.flag(marker, "notified"))
         with self._lock:
             state = self._states.get(ref.identity)
-        if outcome.status is Status.PROCESSED and outcome.pk is not None:
-            if state is not None and state.prior_notified is not None:
-                return not state.prior_notified
-            if state is not None and state.document_fresh:
-                return True
-            item = self._get(outcome.pk)  # settle without write in this process: look
-            return item is None or not it.belongs_to(item, ref) or not it.flag(item, "notified")
         received_at = state.received_at if state is not None else now
         marker = it.marker_item(outcome, received_at=received_at, now=now)
         try:
@@ -191,24 +209,38 @@ class DynamoDBLedger(Ledger):
         return True
 
     def mark_notified(self, outcome: Outcome) -> None:
-        """Close the outbox: set ``notified`` on the document item or the file marker,
-        only while it still belongs to this object version. Raises TransientError."""
+        """Close the outbox of ``outcome``'s object version. Raises TransientError.
+
+        A processed document: one unconditional PutItem of its file marker, notified.
+        Not an UpdateItem of the document item: DynamoDB bills an update for the whole
+        item, so flipping a flag on a 300 KB document costs ~300 write units; the marker
+        costs ~1. Markers are per version, so this can never close the outbox of a newer
+        version that replaced the document (overwrite policy), and putting it
+        unconditionally is safe: it only ever says what just happened to this version.
+        Any other file: set ``notified`` on the marker ``settle`` wrote.
+        """
         ref = outcome.ref
-        document = outcome.status is Status.PROCESSED and outcome.pk is not None
-        pk = outcome.pk if document and outcome.pk is not None else it.marker_pk(ref)
-        # A failed condition means a newer version replaced the item (overwrite policy):
-        # its outbox is its own. The version alone identifies the writer: another object
-        # with the same ETag has the same bytes, so it can only ever be a duplicate.
-        with contextlib.suppress(_ConditionFailed):
-            self._call(
-                "recording the notification",
-                self.client.update_item,
-                TableName=self.table_name,
-                Key={"pk": it.s(pk)},
-                UpdateExpression="SET notified = :yes",
-                ConditionExpression="etag = :version",
-                ExpressionAttributeValues={":yes": {"BOOL": True}, ":version": it.s(ref.version)},
-            )
+        with self._lock:
+            state = self._states.get(ref.identity)
+        if outcome.status is Status.PROCESSED and outcome.pk is not None:
+            settled_at = state.settled_at if state is not None else None
+            now = settled_at or iso(self._clock())
+            received_at = state.received_at if state is not None else now
+            marker = it.marker_item(outcome, received_at=received_at, now=now, notified=True)
+            self._call("recording the notification", self.client.put_item, TableName=self.table_name, Item=marker)
+        else:
+            # The condition keeps the update from creating a stub marker where there is
+            # none (a redrive reopened it meanwhile): then there is nothing to close.
+            with contextlib.suppress(_ConditionFailed):
+                self._call(
+                    "recording the notification",
+                    self.client.update_item,
+                    TableName=self.table_name,
+                    Key={"pk": it.s(it.marker_pk(ref))},
+                    UpdateExpression="SET notified = :yes",
+                    ConditionExpression="etag = :version",
+                    ExpressionAttributeValues={":yes": {"BOOL": True}, ":version": it.s(ref.version)},
+                )
         with self._lock:
             self._states.pop(ref.identity, None)
 
@@ -251,11 +283,11 @@ class DynamoDBLedger(Ledger):
                 verdict = self._judge(ref, put, old, policy)
                 if verdict is None:
                     continue  # replace the old item, conditionally
-                if verdict[0] == "written":
-                    state.prior_notified = it.flag(old, "notified")
+                if verdict[0] == "written":  # a re-delivery: settle asks the marker
+                    state.document_fresh, state.notified_on_item = False, it.flag(old, "notified")
                 return verdict
             else:
-                state.document_fresh, state.prior_notified = True, None
+                state.document_fresh, state.notified_on_item = True, False
                 return ("written", "")
         raise TransientError(f"the item {record.pk!r} kept changing while it was written; try again")
 

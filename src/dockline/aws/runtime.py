@@ -147,6 +147,7 @@ def build_engine(
         settings=settings.pipeline,
         record_writes=record_writes,
         sleep=sleep,
+        clock=clock,
     )
     notifier = SNSNotifier(topic_arn, client_factory=lambda: clients.sns)
     dead_letters = SQSDeadLetters(dlq_url, client_factory=lambda: clients.sqs) if dlq_url else None
