@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from dockline.local.engine import LocalEngine
 from dockline.local.queries import list_files
 
 
-def wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -74,7 +75,7 @@ def test_dockline_run_watches_until_sigterm(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        assert wait_for(lambda: (data_dir / "dockline.db").exists())
+        assert wait_for((data_dir / "dockline.db").exists)
         # WHEN a file is put while it runs
         source = tmp_path / "order.json"
         source.write_text('{"id": "o-1", "total": 19.99}')
