@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from dockline.config import PipelineSettings
-from dockline.errors import PermanentError
+from dockline.errors import ObjectGoneError, PermanentError
 from dockline.jsonx import dumps, fast_path_safe, loads, loads_vouched
 from dockline.models import BadRecord, BadRecordPolicy, Record, RecordMode
 
@@ -167,7 +167,10 @@ class RecordStream:
     (``skip``). ``multi`` says whether the file maps to many records.
     """
 
-    def __init__(self, stream: BinaryIO, *, key: str, settings: PipelineSettings) -> None:
+    def __init__(
+        self, stream: BinaryIO, *, key: str, settings: PipelineSettings, expected_sha256: str | None = None
+    ) -> None:
+        self._expected_sha256 = expected_sha256
         self.key = key
         self.skipped: list[BadRecord] = []
         self.skipped_total = 0
@@ -206,7 +209,7 @@ class RecordStream:
                 yield from self._lines(source)
             else:
                 yield from self._csv(source)
-            self._raw.drain()
+            self._verify()
         except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
             reason = "truncated" if isinstance(exc, EOFError) else str(exc)
             raise PermanentError(f"not a valid gzip file: {reason}") from None
@@ -220,8 +223,17 @@ class RecordStream:
         if len(self.skipped) < MAX_SKIPPED_KEPT:  # the count is exact, the list bounded
             self.skipped.append(BadRecord(index=index, reason=reason))
 
+    def _verify(self) -> None:
+        """Read to the end and check the bytes are the version we meant to read."""
+        self._raw.drain()
+        if self._expected_sha256 is not None and self._raw.sha256 != self._expected_sha256:
+            raise ObjectGoneError(
+                f"{self.key} changed while it was being read; its new content is processed as a new version"
+            )
+
     def _json(self, source: BinaryIO) -> Iterator[Record]:
         data = source.read()
+        self._verify()  # a document is checked before any of it is written
         if not data.strip():
             raise PermanentError("the file is empty" if not data else "the file is blank (whitespace only)")
         document = loads(data)

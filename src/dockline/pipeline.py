@@ -139,9 +139,12 @@ class Pipeline:
     def _ingest(self, ref: ObjectRef, attempt: int) -> Outcome:
         tally = _Tally()  # counts, not lists: a file may hold millions of records
         with self.store.open(ref) as body:
-            stream = RecordStream(body, key=ref.key, settings=self.settings)
+            stream = RecordStream(
+                body, key=ref.key, settings=self.settings, expected_sha256=self.store.content_sha256(ref)
+            )
             for chunk in _batched(stream.records(), self.settings.batch_size):
                 tally.add(self.ledger.write(ref, chunk, policy=self.settings.on_conflict, now=self.now()))
+
         return self._classify(ref, stream, tally, attempt)
 
     def _classify(self, ref: ObjectRef, stream: RecordStream, tally: _Tally, attempt: int) -> Outcome:

@@ -44,6 +44,11 @@ class ObjectStore(ABC):
         TransientError for anything worth retrying.
         """
 
+    def content_sha256(self, ref: ObjectRef) -> str | None:
+        """The SHA-256 the bytes of ``ref`` must have, when the store knows it (a local
+        object's version is its hash); None when it does not (S3's ETag is not one)."""
+        return None
+
 
 class Ledger(ABC):
     """Items plus the state of every object version. See the module docstring."""

@@ -332,3 +332,27 @@ def test_overwrite_across_keys_follows_event_time(make_engine: Callable[..., Loc
     assert items(engine)["x"]["payload"]["v"] == "newest"
     assert the_file(engine, "incoming/older.json")["status"] == "conflict"
     assert the_file(engine, "incoming/newest.json")["status"] == "processed"
+
+
+def test_a_file_changed_between_scan_and_read_is_not_taken_for_the_old_version(tmp_path: Path) -> None:
+    # GIVEN a scanned file (its version is the hash of these bytes)
+    from dataclasses import replace as _replace
+
+    from dockline.config import LocalSettings, Settings
+    from dockline.local.engine import LocalEngine
+
+    engine = LocalEngine(tmp_path / "data", _replace(Settings(), local=LocalSettings(settle_seconds=0)))
+    path = engine.bucket_dir / "incoming" / "a.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"id": "a", "v": 1}')
+    [ref] = engine.scan().ready
+    # WHEN its content changes before it is read
+    path.write_text('{"id": "a", "v": 2}')
+    outcome = engine.pipeline.process(ref)
+    # THEN the old version fails with the reason and nothing of the new content is ledgered under it
+    assert outcome.status.value == "failed"
+    assert "changed while it was being read" in (outcome.error or "")
+    assert engine.db.query("SELECT count(*) AS n FROM items")[0]["n"] == 0
+    # AND the next run processes the new content as its own version
+    summary = engine.run_once()
+    assert [(o.status.value, o.pk) for o in summary.outcomes] == [("processed", "a")]
