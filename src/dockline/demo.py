@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import tempfile
 from dataclasses import replace
 from importlib import resources
@@ -51,29 +53,45 @@ def run_demo(console: Console, *, target: Path | None = None) -> Path:
         console.print(f"  put incoming/{name:<26} {why}", highlight=False)
     summary = engine.run_once(max_wait_seconds=5)
     console.print()
-    table = Table("file (under incoming/)", "status", "pk", "detail", title="What happened to each file")
+    table = Table(title="What happened to each file")
+    table.add_column("file (under incoming/)", no_wrap=True, max_width=26, overflow="ellipsis")
+    table.add_column("status", no_wrap=True)
+    table.add_column("pk", no_wrap=True, max_width=16, overflow="ellipsis")
+    table.add_column("detail", ratio=1)
     styles = {"processed": "green", "failed": "red", "duplicate": "cyan", "conflict": "yellow"}
     for row in list_files(engine.db):
         status = row["status"]
         detail = row["error"] or (f"{row['records']} records" if row["records"] > 1 else "")
         name = row["key"].removeprefix(engine.settings.pipeline.prefix)
         pk = row["pk"] or ""
-        table.add_row(
-            name, f"[{styles.get(status, 'white')}]{status}[/]", pk if len(pk) < 20 else pk[:17] + "...", detail
-        )
+        table.add_row(name, f"[{styles.get(status, 'white')}]{status}[/]", pk, detail)
     console.print(table)
     items = list_items(engine.db)
-    ledger = Table("pk", "payload (exact numbers)", title=f"Ledger: {len(items)} items")
+    ledger = Table(title=f"Ledger: {len(items)} items")
+    ledger.add_column("pk", no_wrap=True, max_width=28, overflow="ellipsis")
+    ledger.add_column("payload (numbers exact)", no_wrap=True, overflow="ellipsis", ratio=1)
     for item in items:
-        payload = dumps(item["payload"]).decode()
-        ledger.add_row(item["pk"], payload if len(payload) <= 90 else payload[:87] + "...")
+        ledger.add_row(item["pk"], dumps(item["payload"]).decode())
     console.print(ledger)
     messages = engine.topic.messages()
     console.print(
         f"{len(messages)} notifications published, {len(list(engine.dead_letters.list()))} dead letter(s); "
-        f"settled in {summary.seconds:.2f}s.\n"
+        f"settled in {summary.seconds * 1000:.0f} ms.\n"
     )
     console.print("Explore it:", highlight=False)
+    program = _program()
     for command in ("files list", "ledger list --json", "notifications list", "dlq list"):
-        console.print(f"  dockline --data-dir {data_dir} {command}", highlight=False, markup=False)
+        console.print(f"  {program} --data-dir {data_dir} {command}", highlight=False, markup=False, soft_wrap=True)
     return data_dir
+
+
+def _program() -> str:
+    """How to call dockline from here: on PATH, else the script beside this interpreter
+    (e.g. .venv/bin/dockline after `make demo`), else ``python -m dockline``."""
+    if shutil.which("dockline"):
+        return "dockline"
+    script = Path(sys.executable).parent / "dockline"
+    if script.exists():
+        relative = os.path.relpath(script)
+        return relative if not relative.startswith("..") else str(script)
+    return f"{sys.executable} -m dockline"
