@@ -24,7 +24,9 @@ from dockline.errors import ConfigError, DocklineError, UsageError
 from dockline.jsonx import dumps
 from dockline.models import Status
 
-console = Console()
+# Piped into a file or a CI log, tables get 160 columns instead of Rich's default 80
+# (COLUMNS still wins); a terminal keeps its own width.
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 err = Console(stderr=True)
 
 DEFAULT_DATA_DIR = "dockline-data"
@@ -104,6 +106,20 @@ def root(
 ) -> None:
     """Event-driven file pipeline."""
     ctx.obj = Context(data_dir=data_dir, config=config)
+
+
+def _table(title: str, *columns: tuple[str, int]) -> Table:
+    """A table that stays readable in 80 columns: (name, 0) never wraps, (name, n) folds
+    but keeps at least n characters, (name, -1) takes the remaining width."""
+    table = Table(title=title)
+    for name, width in columns:
+        if width == 0:
+            table.add_column(name, no_wrap=True)
+        elif width < 0:
+            table.add_column(name, ratio=1)
+        else:
+            table.add_column(name, min_width=width, overflow="fold")
+    return table
 
 
 def _print_json(value: Any) -> None:
@@ -218,7 +234,7 @@ def ledger_list(
     if as_json:
         _print_json(items)
         return
-    table = Table("pk", "key", "status", "payload", title=f"{len(items)} ledger items")
+    table = _table(f"{len(items)} ledger items", ("pk", 12), ("key", 16), ("status", 0), ("payload", -1))
     for item in items:
         payload = (
             "(oversized: " + str(item.get("payload_ref")) + ")"
@@ -264,7 +280,9 @@ def files_list(
     if as_json:
         _print_json(rows)
         return
-    table = Table("key", "status", "pk", "attempts", "records", "reason", title=f"{len(rows)} files")
+    table = _table(
+        f"{len(rows)} files", ("key", 20), ("status", 0), ("pk", 10), ("attempts", 0), ("records", 0), ("reason", -1)
+    )
     for row in rows:
         reason = row["error"] or ""
         if row["skipped"]:
@@ -296,7 +314,9 @@ def notifications_list(
     if as_json:
         _print_json(messages)
         return
-    table = Table("published_at", "subject", "message", "status", title=f"{len(messages)} notifications")
+    table = _table(
+        f"{len(messages)} notifications", ("published_at", 0), ("subject", 10), ("message", -1), ("status", 0)
+    )
     for m in messages:
         table.add_row(m["published_at"], m["subject"], m["message"], m["attributes"].get("status", ""))
     console.print(table)
@@ -343,7 +363,9 @@ def dlq_list(
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "key", "attempts", "failed_at", "reason", title=f"{len(rows)} dead letters")
+    table = _table(
+        f"{len(rows)} dead letters", ("id", 16), ("key", 16), ("attempts", 0), ("failed_at", 0), ("reason", -1)
+    )
     for row in rows:
         table.add_row(row["id"], row["key"], str(row["attempts"]), row["failed_at"], row["reason"])
     console.print(table)
