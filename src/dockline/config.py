@@ -249,6 +249,11 @@ def _validate(settings: Settings) -> Settings:
             raise ConfigError(f"[pipeline] suffix {suffix!r} must start with '.'")
     if p.prefix.startswith("/") or ".." in p.prefix.split("/"):
         raise ConfigError(f"[pipeline] prefix {p.prefix!r} must be a relative key prefix")
+    for column, kind in p.csv_schema.items():
+        if kind not in ("str", "int", "decimal", "bool"):
+            raise ConfigError(
+                f"[pipeline] csv_schema: column {column!r} has type {kind!r}; use 'str', 'int', 'decimal' or 'bool'"
+            )
     if p.retries < 1:
         raise ConfigError("[pipeline] retries must be at least 1 (the first attempt counts)")
     if a.trigger not in ("queue", "direct"):

@@ -160,3 +160,11 @@ def test_split_mode_gives_one_record_per_array_element() -> None:
     settings = replace(SETTINGS, records=RecordMode.SPLIT)
     records = decode(b'[{"id": "a"}, {"v": 1}]', settings=settings).collected  # type: ignore[attr-defined]
     assert [r.pk for r in records] == ["a", "incoming/a.json#2"]
+
+
+def test_csv_schema_types_are_checked_when_the_config_is_read() -> None:
+    from dockline.config import parse_settings
+    from dockline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="column 'qty' has type 'float'"):
+        parse_settings({"pipeline": {"csv_schema": {"qty": "float"}}})
