@@ -39,6 +39,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    epilog="Start with `dockline demo`. Then: `dockline put order.json && dockline run --once`, "
+    "`dockline files list --status failed`, `dockline ledger list --json`. "
+    "Settings: dockline.toml (see the README).",
 )
 ledger_app = typer.Typer(help="Show the ledger: one item per document or record.", no_args_is_help=True)
 files_app = typer.Typer(help="Show every received object version and its state.", no_args_is_help=True)
