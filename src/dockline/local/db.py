@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS items (
     file_id INTEGER NOT NULL,     -- files.id: the object version that wrote the item
     record_index INTEGER,         -- line / row / element in per-record mode
     processed_at TEXT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
     bucket TEXT NOT NULL,
