@@ -354,15 +354,7 @@ def dlq_list(
     aws: StackOption = False,
 ) -> None:
     """List dead letters: files that failed for good or ran out of retries."""
-    c = _ctx(ctx)
-    url = _aws_queue(c, queue_url, aws)
-    if url:
-        from dockline.aws.deadletters import list_dead_letters
-
-        letters = list_dead_letters(url)
-    else:
-        letters = list(c.engine(create=False).dead_letters.list())
-    rows = [_letter_json(letter) for letter in letters]
+    rows = [_letter_json(letter) for letter in _dead_letters(_ctx(ctx), queue_url, aws)]
     if as_json:
         _print_json(rows)
         return
@@ -372,6 +364,16 @@ def dlq_list(
     for row in rows:
         table.add_row(row["id"], row["key"], str(row["attempts"]), row["failed_at"], row["reason"])
     console.print(table)
+
+
+def _dead_letters(c: Context, queue_url: str | None, use_stack: bool) -> list[Any]:
+    """The local dead letters, or the AWS queue's with --queue-url / --aws."""
+    url = _aws_queue(c, queue_url, use_stack)
+    if url:
+        from dockline.aws.deadletters import list_dead_letters
+
+        return list_dead_letters(url, settings=c.settings())
+    return list(c.engine(create=False).dead_letters.list())
 
 
 def _letter_json(letter: Any) -> dict[str, Any]:
@@ -395,14 +397,7 @@ def dlq_show(
     aws: StackOption = False,
 ) -> None:
     """Show one dead letter."""
-    c = _ctx(ctx)
-    url = _aws_queue(c, queue_url, aws)
-    if url:
-        from dockline.aws.deadletters import show_dead_letter
-
-        letter = show_dead_letter(url, letter_id)
-    else:
-        letter = c.engine(create=False).dead_letters.get(letter_id)
+    letter = next((d for d in _dead_letters(_ctx(ctx), queue_url, aws) if d.id == letter_id), None)
     if letter is None:
         raise UsageError(f"no dead letter with id {letter_id!r} (see `dockline dlq list`)")
     row = _letter_json(letter)
