@@ -192,24 +192,18 @@ def _s3_record(
         parsed.skipped.append(f"{name} is not an object-created event")
         return
     s3 = record["s3"]
-    bucket, obj = s3.get("bucket"), s3.get("object")
-    if not isinstance(bucket, Mapping) or not isinstance(obj, Mapping) or not obj.get("key") or not bucket.get("name"):
-        parsed.malformed.append(Malformed("the S3 record has no bucket name or object key", message_id))
-        return
-    try:
-        version = version_of(etag=obj.get("eTag"), version_id=obj.get("versionId"))
-    except PermanentError as exc:
-        parsed.malformed.append(Malformed(str(exc), message_id))
-        return
-    ref = ObjectRef(
-        bucket=str(bucket["name"]),
-        key=decode_key(str(obj["key"])),
-        version=version,
-        size=_size(obj.get("size")),
-        sequencer=str(obj["sequencer"]) if obj.get("sequencer") else None,
-        event_time=str(record["eventTime"]) if record.get("eventTime") else None,
+    ref = _object_ref(
+        s3.get("bucket"),
+        s3.get("object"),
+        parsed,
+        "the S3 record",
+        etag_field="eTag",
+        version_field="versionId",
+        event_time=record.get("eventTime"),
+        message_id=message_id,
     )
-    _accept(parsed, matches, ref, message_id=message_id, attempts=attempts)
+    if ref is not None:
+        _accept(parsed, matches, ref, message_id=message_id, attempts=attempts)
 
 
 def _eventbridge(
@@ -224,25 +218,49 @@ def _eventbridge(
         parsed.skipped.append(f"EventBridge {event.get('detail-type')!r} is not an object-created event")
         return
     detail = event["detail"]
-    bucket, obj = detail.get("bucket"), detail.get("object")
+    # EventBridge keys are encoded like S3 notifications' keys; Powertools decodes them the same way.
+    ref = _object_ref(
+        detail.get("bucket"),
+        detail.get("object"),
+        parsed,
+        "the EventBridge event",
+        etag_field="etag",
+        version_field="version-id",
+        event_time=event.get("time"),
+        message_id=message_id,
+    )
+    if ref is not None:
+        _accept(parsed, matches, ref, message_id=message_id, attempts=attempts)
+
+
+def _object_ref(
+    bucket: Any,
+    obj: Any,
+    parsed: ParsedEvent,
+    where: str,
+    *,
+    etag_field: str,
+    version_field: str,
+    event_time: Any,
+    message_id: str | None,
+) -> ObjectRef | None:
+    """The object version an event names, or None (recorded as malformed) when it names none."""
     if not isinstance(bucket, Mapping) or not isinstance(obj, Mapping) or not obj.get("key") or not bucket.get("name"):
-        parsed.malformed.append(Malformed("the EventBridge event has no bucket name or object key", message_id))
-        return
+        parsed.malformed.append(Malformed(f"{where} has no bucket name or object key", message_id))
+        return None
     try:
-        version = version_of(etag=obj.get("etag"), version_id=obj.get("version-id"))
+        version = version_of(etag=obj.get(etag_field), version_id=obj.get(version_field))
     except PermanentError as exc:
         parsed.malformed.append(Malformed(str(exc), message_id))
-        return
-    ref = ObjectRef(
+        return None
+    return ObjectRef(
         bucket=str(bucket["name"]),
-        # Encoded like S3 notifications' keys; Powertools decodes them the same way.
         key=decode_key(str(obj["key"])),
         version=version,
         size=_size(obj.get("size")),
         sequencer=str(obj["sequencer"]) if obj.get("sequencer") else None,
-        event_time=str(event["time"]) if event.get("time") else None,
+        event_time=str(event_time) if event_time else None,
     )
-    _accept(parsed, matches, ref, message_id=message_id, attempts=attempts)
 
 
 def _size(value: Any) -> int | None:
