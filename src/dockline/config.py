@@ -107,6 +107,9 @@ class LocalSettings:
     settle_seconds: float = 0.5  # a copied-in file must be quiet this long before it is read
     lease_seconds: float = 300.0
     poll_seconds: float = 2.0  # rescan interval, a safety net behind the file watcher
+    stop_grace_seconds: float = 10.0  # after SIGINT/SIGTERM, files in flight get this long to finish
+    lock_wait_seconds: float = 30.0  # a writer waits this long for another process's lock, then says so
+    delivery_horizon_seconds: float = 86_400.0  # a failing webhook/email delivery is retried this long
     subscriptions: tuple[WebhookSubscription | EmailSubscription, ...] = ()
 
 

@@ -31,6 +31,19 @@ class ObjectGoneError(PermanentError):
     """The object was deleted (or replaced) before it could be read."""
 
 
+class SupersededError(ObjectGoneError):
+    """The object version was replaced by a newer one before it could be read.
+
+    Not a failure: the version settles as ``superseded`` (no failure notification, no
+    dead letter), since the newer version has its own event. ``newer`` names it where
+    the store knows it.
+    """
+
+    def __init__(self, message: str, *, newer: str | None = None) -> None:
+        super().__init__(message)
+        self.newer = newer
+
+
 class ConfigError(DocklineError):
     """The configuration file or the environment is invalid."""
 

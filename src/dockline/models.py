@@ -10,7 +10,7 @@ from typing import Any
 
 
 class Status(StrEnum):
-    """Where one object version stands. The last four are final."""
+    """Where one object version stands. All but the first two are final."""
 
     PENDING = "pending"  # seen, waiting for a worker
     PROCESSING = "processing"  # a worker holds the lease
@@ -18,13 +18,17 @@ class Status(StrEnum):
     FAILED = "failed"
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
+    # The version was replaced by a newer one before it could be read: a harmless race,
+    # not a failure (no failure notification, no dead letter); the newer version has its
+    # own event.
+    SUPERSEDED = "superseded"
 
     @property
     def is_final(self) -> bool:
         return self in _FINAL
 
 
-_FINAL = frozenset({Status.PROCESSED, Status.FAILED, Status.DUPLICATE, Status.CONFLICT})
+_FINAL = frozenset({Status.PROCESSED, Status.FAILED, Status.DUPLICATE, Status.CONFLICT, Status.SUPERSEDED})
 
 
 class ConflictPolicy(StrEnum):
