@@ -329,6 +329,8 @@ class Counting(Ledger):
         return WriteReport(written=tuple(r.pk for r in records))
     def settle(self, outcome, *, now): return True
     def mark_notified(self, outcome): return None
+    def discard(self, ref): return None
+    def reopen(self, ref, *, now): return False
 
 client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
 stubber = Stubber(client)

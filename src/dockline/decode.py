@@ -21,7 +21,7 @@ import orjson
 
 from dockline.config import PipelineSettings
 from dockline.errors import ObjectGoneError, PermanentError
-from dockline.jsonx import dumps, fast_path_safe, loads, loads_vouched
+from dockline.jsonx import dumps, fast_path_safe, loads, loads_vouched, shortest_numbers
 from dockline.models import BadRecord, BadRecordPolicy, Record, RecordMode
 
 MAX_ID_BYTES = 1024
@@ -140,6 +140,7 @@ def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int) -> 
     # One comprehension per step: far cheaper than one Python loop doing every step. Kept as
     # str, not bytes: each of orjson's bytes results holds a 4 KiB buffer.
     canonicals = [dumps_(document, option=opts).decode() for document in documents]
+    canonicals = [shortest_numbers(c, d) if ".0" in c else c for c, d in zip(canonicals, documents, strict=True)]
     sizes = [len(text) if text.isascii() else len(text.encode()) for text in canonicals]
     if max(sizes) > max_inline:
         return None

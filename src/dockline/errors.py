@@ -52,5 +52,10 @@ class UsageError(DocklineError):
     """A command was called with arguments it cannot act on (a bad key, a missing file)."""
 
 
+class OutboxPendingError(TransientError):
+    """The file's final state is recorded; only its notification (or dead letter) could
+    not go out yet. Never a reason to give up on the file: the outbox sends it later."""
+
+
 class BusyError(TransientError):
     """Another worker holds the lease on this object version right now."""

@@ -14,7 +14,8 @@ form, so both paths give the same canonical bytes for the same values (``1.10`` 
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+import re
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from typing import Any
 
 import orjson
@@ -109,14 +110,44 @@ def describe_json_error(exc: json.JSONDecodeError) -> str:
     return f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
 
 
+# An integral float as orjson writes it ("26.0"): followed by a delimiter or the end.
+# Inside a string it only costs a needless check (``_integral_as_int`` then changes nothing).
+_WIDE = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # normalize() any exponent, round nothing
+_INTEGRAL_FLOAT = re.compile(r"(?<=\d)\.0(?=[,}\]\n]|$)")
+
+
+def _integral_as_int(value: Any) -> Any:
+    """``value`` with every integral float as an int: 26.0 and 26 are one number."""
+    if type(value) is float:  # orjson writes floats from 1e16 up as 1e+16: leave those be
+        return int(value) if value.is_integer() and -1e16 < value < 1e16 else value
+    if isinstance(value, dict):
+        return {k: _integral_as_int(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_as_int(v) for v in value]
+    return value
+
+
+def shortest_numbers(canonical: str, value: Any) -> str:
+    """``canonical`` (orjson's output for ``value``) with integral floats written as
+    integers, so a number's text depends on its value only: ``26``, ``26.0`` and
+    ``26.00`` are all ``26``, as in DynamoDB. Costs one substring test when there is
+    nothing to do."""
+    if ".0" not in canonical or _INTEGRAL_FLOAT.search(canonical) is None:
+        return canonical
+    return dumps(_integral_as_int(value)).decode()
+
+
 def _fragment(value: Any) -> Any:
     if isinstance(value, Decimal):
         # Shortest form, as the fast path writes it, whenever a double holds the value exactly.
         if value.is_finite() and len(value.as_tuple().digits) <= 15:
             as_float = float(value)
             if Decimal(repr(as_float)) == value:
-                return as_float
-        return orjson.Fragment(str(value))
+                return _integral_as_int(as_float)
+        # 26.00 is the number 26; a huge exponent stays short (1E+400, not 401 digits).
+        if value.is_finite() and value.adjusted() < 64 and value == value.to_integral_value():
+            return orjson.Fragment(str(int(value)))
+        return orjson.Fragment(str(value.normalize(_WIDE)))
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
@@ -133,11 +164,15 @@ def _big_ints_as_fragments(value: Any) -> Any:
 
 
 def dumps(value: Any, *, indent: bool = False) -> bytes:
-    """Canonical JSON (sorted keys, no spaces); Decimals and big ints stay exact."""
+    """Canonical JSON (sorted keys, no spaces); Decimals and big ints stay exact, and
+    every number is written in the shortest form of its value (``26.0`` as ``26``)."""
     opts = _ORJSON_OPTS | (orjson.OPT_INDENT_2 if indent else 0)
     try:
-        return orjson.dumps(value, default=_fragment, option=opts)
+        out = orjson.dumps(value, default=_fragment, option=opts)
     except orjson.JSONEncodeError as exc:
         if "Integer exceeds" not in str(exc):
             raise PermanentError(f"cannot serialise the document: {exc}") from None
-        return orjson.dumps(_big_ints_as_fragments(value), default=_fragment, option=opts)
+        out = orjson.dumps(_big_ints_as_fragments(value), default=_fragment, option=opts)
+    if b".0" in out and _INTEGRAL_FLOAT.search(out.decode()) is not None:
+        return dumps(_integral_as_int(value), indent=indent)
+    return out

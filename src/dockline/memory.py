@@ -14,18 +14,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from dockline.errors import ObjectGoneError
-from dockline.models import (
-    ConflictPolicy,
-    DeadLetter,
-    Notification,
-    ObjectRef,
-    Outcome,
-    Record,
-    Status,
-    WriteReport,
-    is_newer,
-)
-from dockline.ports import DeadLetters, Ledger, Notifier, ObjectStore
+from dockline.ledger import Existing, LedgerBase, Verdict, Verdicts, judge
+from dockline.models import ConflictPolicy, DeadLetter, Notification, ObjectRef, Outcome, Record, Status
+from dockline.ports import DeadLetters, Notifier, ObjectStore
 
 
 class MemoryStore(ObjectStore):
@@ -52,7 +43,7 @@ class StoredItem:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class MemoryLedger(Ledger):
+class MemoryLedger(LedgerBase):
     def __init__(self) -> None:
         self.items: dict[str, StoredItem] = {}
         self.files: dict[tuple[str, str, str], Outcome] = {}
@@ -71,26 +62,27 @@ class MemoryLedger(Ledger):
             self.files[self._id(ref)] = Outcome(ref=ref, status=Status.PROCESSING, attempts=attempts)
             return None
 
-    def write(self, ref: ObjectRef, records: Sequence[Record], *, policy: ConflictPolicy, now: str) -> WriteReport:
-        written: list[str] = []
-        duplicates: list[str] = []
-        conflicts: list[tuple[str, str]] = []
+    def _store(self, ref: ObjectRef, records: Sequence[Record], policy: ConflictPolicy, now: str) -> Verdicts:
+        verdicts: list[tuple[Verdict, str]] = []
         with self._lock:
             for record in records:
-                existing = self.items.get(record.pk)
-                if existing is None or self._id(existing.ref) == self._id(ref):
+                stored = self.items.get(record.pk)
+                verdict, origin = Verdict.WRITTEN, ""
+                if stored is not None:
+                    existing = Existing(
+                        stored.ref.bucket,
+                        stored.ref.key,
+                        stored.ref.version,
+                        stored.record.content_hash,
+                        stored.ref.sequencer,
+                        stored.ref.event_time,
+                    )
+                    verdict, origin = judge(ref, record, existing, policy)
+                if stored is None or verdict is Verdict.REPLACE:
                     self.items[record.pk] = StoredItem(record, ref, now)
-                    written.append(record.pk)
-                elif existing.record.content_hash == record.content_hash:
-                    duplicates.append(record.pk)
-                elif policy is ConflictPolicy.OVERWRITE and is_newer(
-                    ref, key=existing.ref.key, sequencer=existing.ref.sequencer, event_time=existing.ref.event_time
-                ):
-                    self.items[record.pk] = StoredItem(record, ref, now)
-                    written.append(record.pk)
-                else:
-                    conflicts.append((record.pk, existing.ref.key))
-        return WriteReport(tuple(written), tuple(duplicates), tuple(conflicts))
+                    verdict = Verdict.WRITTEN
+                verdicts.append((verdict, origin))
+        return verdicts
 
     def settle(self, outcome: Outcome, *, now: str) -> bool:
         with self._lock:
@@ -98,13 +90,27 @@ class MemoryLedger(Ledger):
             if prior is not None and prior.status.is_final:
                 return not prior.notified
             attempts = max(outcome.attempts, prior.attempts if prior else 1)
-            self.files[self._id(outcome.ref)] = replace(outcome, attempts=attempts, notified=False)
-            return True
+            owed = outcome.status.owes_notification
+            self.files[self._id(outcome.ref)] = replace(outcome, attempts=attempts, notified=not owed)
+            return owed
 
     def mark_notified(self, outcome: Outcome) -> None:
         with self._lock:
             key = self._id(outcome.ref)
             self.files[key] = replace(self.files[key], notified=True)
+
+    def discard(self, ref: ObjectRef) -> None:
+        with self._lock:
+            for pk in [pk for pk, item in self.items.items() if self._id(item.ref) == self._id(ref)]:
+                del self.items[pk]
+
+    def reopen(self, ref: ObjectRef, *, now: str) -> bool:
+        with self._lock:
+            prior = self.files.get(self._id(ref))
+            if prior is None or prior.status is not Status.FAILED:
+                return False
+            del self.files[self._id(ref)]
+            return True
 
 
 class MemoryTopic(Notifier):
@@ -127,3 +133,10 @@ class MemoryDeadLetters(DeadLetters):
 
     def remove(self, letter_id: str) -> None:
         self.letters.pop(letter_id, None)
+
+    def resolve(self, ref: ObjectRef) -> int:
+        stale = [i for i, x in self.letters.items() if (x.ref.bucket, x.ref.key) == (ref.bucket, ref.key)]
+        stale = [i for i in stale if self.letters[i].ref.version != ref.version]
+        for letter_id in stale:
+            del self.letters[letter_id]
+        return len(stale)

@@ -27,8 +27,15 @@ class Status(StrEnum):
     def is_final(self) -> bool:
         return self in _FINAL
 
+    @property
+    def owes_notification(self) -> bool:
+        """Does settling in this state send a notification? A duplicate adds nothing and a
+        superseded version is a harmless race: neither is announced."""
+        return self in _NOTIFIED
+
 
 _FINAL = frozenset({Status.PROCESSED, Status.FAILED, Status.DUPLICATE, Status.CONFLICT, Status.SUPERSEDED})
+_NOTIFIED = frozenset({Status.PROCESSED, Status.FAILED, Status.CONFLICT})
 
 
 class ConflictPolicy(StrEnum):

@@ -15,7 +15,7 @@ from itertools import islice
 
 from dockline.config import PipelineSettings
 from dockline.decode import RecordStream
-from dockline.errors import PermanentError
+from dockline.errors import OutboxPendingError, PermanentError, SupersededError, TransientError
 from dockline.models import DeadLetter, Notification, ObjectRef, Outcome, Record, Status, WriteReport
 from dockline.ports import DeadLetters, Ledger, Notifier, ObjectStore
 from dockline.retry import RetryPolicy
@@ -87,38 +87,59 @@ class Pipeline:
     def process(self, ref: ObjectRef, *, attempt: int = 1) -> Outcome:
         """Settle ``ref``. Returns its Outcome, also for files that failed on bad input.
 
-        Raises TransientError when the retry budget ran out; the engine then retries
-        later or gives up with ``give_up``.
+        Raises BusyError while another worker holds ``ref``; OutboxPendingError when the
+        state is settled but its notification could not go out yet; TransientError when
+        the retry budget ran out before anything settled (see ``lifecycle`` for what an
+        engine does with each).
         """
         prior = self.retry.call(lambda: self.ledger.begin(ref, now=self.now()))
         if prior is not None:  # a re-delivery of a settled version: finish its outbox only
-            if not prior.notified and prior.status is not Status.DUPLICATE:
-                if prior.status is Status.FAILED and self.dead_letters is not None:
-                    self._dead_letter(prior)  # the crash may have come before the dead letter too
-                self._notify(prior)
+            if not prior.notified and prior.status.owes_notification:
+                self._outbox(prior)  # the crash may have come before the dead letter too
                 prior = replace(prior, notified=True)
             return prior
         try:
             outcome = self.retry.call(lambda: self._ingest(ref, attempt))
+        except SupersededError as exc:
+            # A harmless race: the newer version has an event of its own. Whatever was
+            # read of this one is taken back, and nobody is paged.
+            self.retry.call(lambda: self.ledger.discard(ref))
+            newer = f" (now {exc.newer})" if exc.newer else ""
+            outcome = Outcome(ref=ref, status=Status.SUPERSEDED, error=f"{exc}{newer}", attempts=attempt)
         except PermanentError as exc:
+            self.retry.call(lambda: self.ledger.discard(ref))  # a failed file leaves no items
             outcome = Outcome(ref=ref, status=Status.FAILED, error=str(exc), attempts=attempt)
         return self._finish(outcome)
 
     def give_up(self, ref: ObjectRef, reason: str, *, attempts: int) -> Outcome:
-        """Settle ``ref`` as failed after its retries ran out (the engine's decision)."""
+        """Settle ``ref`` as failed after its retries ran out (the lifecycle's decision);
+        the items it wrote before are taken back first."""
+        self.retry.call(lambda: self.ledger.discard(ref))
         error = f"gave up after {attempts} attempts: {reason}"
         return self._finish(Outcome(ref=ref, status=Status.FAILED, error=error, attempts=attempts))
 
     def _finish(self, outcome: Outcome) -> Outcome:
         owed = self.retry.call(lambda: self.ledger.settle(outcome, now=self.now()))
+        if outcome.status in (Status.PROCESSED, Status.DUPLICATE) and self.dead_letters is not None:
+            # The key is fine now: letters of its earlier versions (a half-written copy, a
+            # broken upload since fixed) would only send someone after a solved problem.
+            self.retry.call(lambda: self.dead_letters.resolve(outcome.ref))  # type: ignore[union-attr]
         if not owed:
             return replace(outcome, notified=True)
-        if outcome.status is Status.FAILED and self.dead_letters is not None:
-            self._dead_letter(outcome)
-        if outcome.status is Status.DUPLICATE:
-            return outcome  # a duplicate adds no row and sends no notification
-        self._notify(outcome)
+        self._outbox(outcome)
         return replace(outcome, notified=True)
+
+    def _outbox(self, outcome: Outcome) -> None:
+        """Dead-letter (failed files) and notify a settled state, then close its outbox.
+        Raises OutboxPendingError: the state stands, only the message is owed."""
+        try:
+            if outcome.status is Status.FAILED and self.dead_letters is not None:
+                self._dead_letter(outcome)
+            notification = notification_for(outcome)
+            self.retry.call(lambda: self.notifier.publish(notification))
+            self.retry.call(lambda: self.ledger.mark_notified(outcome))
+        except TransientError as exc:
+            raise OutboxPendingError(f"{outcome.status}, but its notification is not sent yet: {exc}") from exc
 
     def _dead_letter(self, outcome: Outcome) -> None:
         assert self.dead_letters is not None
@@ -130,11 +151,6 @@ class Pipeline:
             failed_at=self.now(),
         )
         self.retry.call(lambda: self.dead_letters.send(letter))  # type: ignore[union-attr]
-
-    def _notify(self, outcome: Outcome) -> None:
-        notification = notification_for(outcome)
-        self.retry.call(lambda: self.notifier.publish(notification))
-        self.retry.call(lambda: self.ledger.mark_notified(outcome))
 
     def _ingest(self, ref: ObjectRef, attempt: int) -> Outcome:
         tally = _Tally()  # counts, not lists: a file may hold millions of records

@@ -20,6 +20,11 @@ against all of them):
   outbox) and returns whether a notification is still owed (``False`` when an
   earlier delivery already sent it).
 - ``mark_notified(outcome)`` closes the outbox entry after a successful publish.
+- ``discard(ref)`` removes every item that version wrote, before it settles as
+  failed: a failed file leaves nothing in the ledger.
+- ``reopen(ref)`` forgets a failed version's final state, so a redrive can settle it anew.
+
+The conflict and duplicate rule every backend follows is ``dockline.ledger.judge``.
 """
 
 from __future__ import annotations
@@ -76,6 +81,15 @@ class Ledger(ABC):
     def mark_notified(self, outcome: Outcome) -> None:
         """Record that the notification for ``outcome`` was published."""
 
+    @abstractmethod
+    def discard(self, ref: ObjectRef) -> None:
+        """Delete the items whose source is exactly ``ref`` (items other versions own
+        stay). Raises TransientError."""
+
+    @abstractmethod
+    def reopen(self, ref: ObjectRef, *, now: str) -> bool:
+        """Forget that ``ref`` failed; returns whether it had failed. Raises TransientError."""
+
 
 class Notifier(ABC):
     """Publishes one notification per settled file."""
@@ -99,3 +113,9 @@ class DeadLetters(ABC):
     @abstractmethod
     def remove(self, letter_id: str) -> None:
         """Drop a letter after a successful redrive."""
+
+    def resolve(self, ref: ObjectRef) -> int:
+        """Drop the letters of other versions of ``ref``'s key, now that ``ref`` settled
+        well; returns how many. Stores that cannot address letters (SQS) keep them: a
+        redrive then finds the newer version."""
+        return 0

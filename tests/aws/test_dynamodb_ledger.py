@@ -187,22 +187,24 @@ def test_one_transaction_writes_up_to_100_records_and_classifies_a_mixed_chunk(
     assert calls.count()["dynamodb.TransactWriteItems"] == 3
 
 
-def test_the_same_id_twice_in_one_file_keeps_the_later_record(ledger: DynamoDBLedger, dynamodb: Any) -> None:
+def test_the_same_id_twice_in_one_file_is_judged_by_the_shared_rule(ledger: DynamoDBLedger, dynamodb: Any) -> None:
+    # Was: the later line silently won (issue 8, item 14); the shared contract now pins
+    # the rule for every backend. Here: what DynamoDB holds afterwards.
     r = ref("incoming/twice.jsonl")
     report = ledger.write(
         r, [rec("x", {"id": "x", "v": 1}, 1), rec("x", {"id": "x", "v": 2}, 2)], policy=REJECT, now=NOW
     )
-    assert report.written == ("x", "x")
+    assert report.written == ("x",)
+    assert report.conflicts == (("x", "incoming/twice.jsonl (line 2)"),)
     stored = item(dynamodb, "x")
     assert stored is not None
-    assert stored["payload"]["v"] == 2
+    assert stored["payload"]["v"] == 1
     # AND in a later chunk of the same file, too
     report = ledger.write(r, [rec("x", {"id": "x", "v": 3}, 3)], policy=REJECT, now=NOW)
-    assert report.written == ("x",)
+    assert report.conflicts == (("x", "incoming/twice.jsonl (line 3)"),)
     stored = item(dynamodb, "x")
     assert stored is not None
-    assert stored["payload"]["v"] == 3
-
+    assert stored["payload"]["v"] == 1
 
 def test_a_throttled_transaction_is_retried_after_a_backoff(
     ledger: DynamoDBLedger, dynamodb: Any, sleeps: list[float]

@@ -10,7 +10,7 @@ import hashlib
 
 import pytest
 
-from dockline.jsonx import dumps
+from dockline.jsonx import dumps, loads
 from dockline.models import ConflictPolicy, ObjectRef, Outcome, Record, Status
 from dockline.ports import Ledger
 
@@ -151,3 +151,123 @@ class LedgerContract:
         records = [record(f"k{i}", {"id": f"k{i}", "v": i}, index=i) for i in range(1, 61)]
         report = ledger.write(r, records, policy=ConflictPolicy.REJECT, now=NOW)
         assert sorted(report.written) == sorted(f"k{i}" for i in range(1, 61))
+
+    # -- issue 8, item 14: the engines disagreed ------------------------------------------
+    def test_why14_one_id_twice_in_a_file_with_other_content_is_a_conflict_everywhere(self, ledger: Ledger) -> None:
+        # GIVEN a JSON Lines file holding one id twice, with different content
+        r = ref("incoming/twice.jsonl")
+        ledger.begin(r, now=NOW)
+        lines = [record("x", {"id": "x", "v": 1}, index=1), record("x", {"id": "x", "v": 2}, index=2)]
+        # WHEN it is written (reject policy)
+        report = ledger.write(r, lines, policy=ConflictPolicy.REJECT, now=NOW)
+        # THEN the first line is kept and the second is a conflict, naming its line
+        assert report.written == ("x",)
+        assert report.conflicts == (("x", "incoming/twice.jsonl (line 2)"),)
+        # AND the same happens when the repeat comes in a later batch of the file
+        later = ledger.write(r, [record("x", {"id": "x", "v": 3}, index=3)], policy=ConflictPolicy.REJECT, now=NOW)
+        assert later.conflicts == (("x", "incoming/twice.jsonl (line 3)"),)
+        # AND what is kept is the first line: identical content from elsewhere is a duplicate
+        other = ref("incoming/other.jsonl")
+        ledger.begin(other, now=NOW)
+        again = ledger.write(other, [record("x", {"id": "x", "v": 1}, index=1)], policy=ConflictPolicy.REJECT, now=NOW)
+        assert again.duplicates == ("x",)
+
+    def test_why14_one_id_twice_in_a_file_under_overwrite_keeps_the_later_line(self, ledger: Ledger) -> None:
+        r = ref("incoming/twice.jsonl")
+        ledger.begin(r, now=NOW)
+        lines = [record("x", {"id": "x", "v": 1}, index=1), record("x", {"id": "x", "v": 2}, index=2)]
+        report = ledger.write(r, lines, policy=ConflictPolicy.OVERWRITE, now=NOW)
+        assert report.written == ("x", "x")
+        assert report.conflicts == ()
+        other = ref("incoming/other.jsonl")
+        ledger.begin(other, now=NOW)
+        again = ledger.write(other, [record("x", {"id": "x", "v": 2}, index=1)], policy=ConflictPolicy.REJECT, now=NOW)
+        assert again.duplicates == ("x",)
+
+    def test_one_id_twice_in_a_file_with_identical_content_is_written(self, ledger: Ledger) -> None:
+        r = ref("incoming/twice.jsonl")
+        ledger.begin(r, now=NOW)
+        lines = [record("x", {"id": "x", "v": 1}, index=1), record("x", {"id": "x", "v": 1}, index=2)]
+        report = ledger.write(r, lines, policy=ConflictPolicy.REJECT, now=NOW)
+        assert report.written == ("x", "x")
+        assert report.conflicts == () and report.duplicates == ()
+
+    @pytest.mark.parametrize("first, second", [(26, 26.0), ("26", "26.00"), ("1.10", "1.1"), ("1E+2", "100")])
+    def test_why14_numbers_compare_by_value(self, ledger: Ledger, first: object, second: object) -> None:
+        # GIVEN two files whose only difference is how a number is written
+        a, b = ref("incoming/a.json"), ref("incoming/b.json")
+        one = loads(f'{{"id": "p", "p": {first}}}'.encode())
+        two = loads(f'{{"id": "p", "p": {second}}}'.encode())
+        ledger.begin(a, now=NOW)
+        ledger.write(a, [record("p", one)], policy=ConflictPolicy.REJECT, now=NOW)
+        # WHEN the second arrives
+        ledger.begin(b, now=NOW)
+        report = ledger.write(b, [record("p", two)], policy=ConflictPolicy.REJECT, now=NOW)
+        # THEN it is the same number: a duplicate, not a conflict
+        assert report.duplicates == ("p",)
+        assert report.conflicts == ()
+
+    # -- issue 8, item 4: a failed file leaves items behind ---------------------------------
+    def test_why4_discard_takes_back_exactly_what_the_version_wrote(self, ledger: Ledger) -> None:
+        # GIVEN a file that wrote two records, one duplicate of another file's item
+        keeper = ref("incoming/keeper.jsonl")
+        ledger.begin(keeper, now=NOW)
+        ledger.write(keeper, [record("kept", {"id": "kept"}, index=1)], policy=ConflictPolicy.REJECT, now=NOW)
+        bad = ref("incoming/bad.jsonl")
+        ledger.begin(bad, now=NOW)
+        written = ledger.write(
+            bad,
+            [
+                record("b1", {"id": "b1"}, index=1),
+                record("b2", {"id": "b2"}, index=2),
+                record("kept", {"id": "kept"}, index=3),
+            ],
+            policy=ConflictPolicy.REJECT,
+            now=NOW,
+        )
+        assert written.written == ("b1", "b2") and written.duplicates == ("kept",)
+        # WHEN that file ends failed and its items are taken back
+        ledger.discard(bad)
+        ledger.settle(Outcome(ref=bad, status=Status.FAILED, error="line 3: bad"), now=NOW)
+        # THEN a corrected upload writes them anew (no conflict with the wrong values)...
+        fixed = ref("incoming/bad.jsonl", "v2")
+        ledger.begin(fixed, now=NOW)
+        again = ledger.write(
+            fixed, [record("b1", {"id": "b1", "fixed": True}, index=1)], policy=ConflictPolicy.REJECT, now=NOW
+        )
+        assert again.written == ("b1",) and again.conflicts == ()
+        # ...and the other file's item it merely duplicated is still there
+        probe = ref("incoming/probe.jsonl")
+        ledger.begin(probe, now=NOW)
+        still = ledger.write(probe, [record("kept", {"id": "kept"}, index=1)], policy=ConflictPolicy.REJECT, now=NOW)
+        assert still.duplicates == ("kept",)
+
+    # -- issue 8, item 11: superseded versions ---------------------------------------------
+    def test_why15_superseded_is_final_and_owes_no_notification(self, ledger: Ledger) -> None:
+        r = ref("incoming/raced.json")
+        assert ledger.begin(r, now=NOW) is None
+        superseded = Outcome(ref=r, status=Status.SUPERSEDED, error="replaced by a newer version")
+        # WHEN it settles as superseded
+        owed = ledger.settle(superseded, now=NOW)
+        # THEN nothing is owed, and a re-delivery finds it settled
+        assert owed is False
+        prior = ledger.begin(r, now=NOW)
+        if prior is None:
+            assert ledger.settle(superseded, now=NOW) is False
+        else:
+            assert prior.status is Status.SUPERSEDED
+
+    def test_reopen_forgets_only_a_failed_state(self, ledger: Ledger) -> None:
+        failed, fine = ref("incoming/failed.json"), ref("incoming/fine.json")
+        ledger.begin(failed, now=NOW)
+        ledger.settle(Outcome(ref=failed, status=Status.FAILED, error="bad"), now=NOW)
+        ledger.begin(fine, now=NOW)
+        ledger.write(fine, [record("fine", {"id": "fine"})], policy=ConflictPolicy.REJECT, now=NOW)
+        done = Outcome(ref=fine, status=Status.PROCESSED, pk="fine", records=1)
+        ledger.settle(done, now=NOW)
+        ledger.mark_notified(done)
+        assert ledger.reopen(failed, now=NOW) is True
+        assert ledger.reopen(fine, now=NOW) is False
+        # AND the reopened version can settle anew
+        assert ledger.begin(failed, now=NOW) is None
+        assert ledger.settle(Outcome(ref=failed, status=Status.FAILED, error="still bad"), now=NOW) is True

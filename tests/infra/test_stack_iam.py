@@ -68,7 +68,13 @@ def test_dynamodb_item_calls_on_the_table_only(any_variant: Synthesized) -> None
     stmt = statement(any_variant.body, "WriteLedger")
     table = only(any_variant.body, "AWS::DynamoDB::Table")
     assert sorted(as_list(stmt["Action"])) == sorted(
-        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"]
+        [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:DeleteItem",
+        ]
     )
     assert stmt["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
 

@@ -192,6 +192,14 @@ class LedgerWrapper(Ledger):
         self.calls["mark_notified"] += 1
         self.inner.mark_notified(outcome)
 
+    def discard(self, ref: ObjectRef) -> None:
+        self.calls["discard"] += 1
+        self.inner.discard(ref)
+
+    def reopen(self, ref: ObjectRef, *, now: str) -> bool:
+        self.calls["reopen"] += 1
+        return self.inner.reopen(ref, now=now)
+
 
 def crashed_engine(make_engine: Callable[..., LocalEngine]) -> LocalEngine:
     # The crashed "process" shares this test's pid, so its leases must not outlive it.

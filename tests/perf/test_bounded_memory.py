@@ -71,6 +71,12 @@ class CountingLedger(Ledger):
     def mark_notified(self, outcome: Outcome) -> None:
         return None
 
+    def discard(self, ref: ObjectRef) -> None:
+        return None
+
+    def reopen(self, ref: ObjectRef, *, now: str) -> bool:
+        return False
+
 
 def peak_bytes(run: Callable[[], None]) -> int:
     tracemalloc.start()

@@ -27,7 +27,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from dockline.aws.events import ParsedEvent, WorkItem, parse_event
 from dockline.aws.runtime import AwsEngine, engine_from_env
-from dockline.errors import DocklineError, TransientError
+from dockline.errors import TransientError
+from dockline.lifecycle import Step, Work
 from dockline.models import Outcome, Status
 
 SERVICE = "dockline"
@@ -44,6 +45,7 @@ _STATUS_METRIC = {
     Status.FAILED: "FilesFailed",
     Status.DUPLICATE: "FilesDuplicate",
     Status.CONFLICT: "FilesConflict",
+    Status.SUPERSEDED: "FilesSuperseded",  # a harmless race: counted, never alarmed on
 }
 
 _engine: AwsEngine | None = None
@@ -121,21 +123,15 @@ def handle(event: Any, engine: AwsEngine, *, context: Any = None) -> dict[str, A
 
 
 def _process(item: WorkItem, engine: AwsEngine, run: _Run) -> None:
-    try:
-        outcome = engine.pipeline.process(item.ref, attempt=item.attempts)
-    except Exception as exc:  # noqa: BLE001 - one bad record must never abort the others
-        reason = str(exc) if isinstance(exc, DocklineError) else f"{type(exc).__name__}: {exc}"
-        last = item.message_id is not None and engine.max_receive_count and item.attempts >= engine.max_receive_count
-        if not last:
-            _log_retry(item, reason, exc)
-            run.hand_back(item)
-            return
-        try:  # the queue would move the raw event to the DLQ now: settle it with a reason instead
-            outcome = engine.pipeline.give_up(item.ref, reason, attempts=item.attempts)
-        except Exception as again:  # noqa: BLE001
-            _log_retry(item, f"giving up failed too: {again}", again)
-            run.hand_back(item)
-            return
+    # On the delivery the queue would move to its DLQ without a reason, the lifecycle
+    # settles the file as failed instead, with the reason and a dockline dead letter.
+    last = item.message_id is not None and engine.max_receive_count and item.attempts >= engine.max_receive_count
+    result = engine.lifecycle.run(Work(item.ref, item.attempts, give_up_after=item.attempts if last else None))
+    if result.step is not Step.SETTLED or result.outcome is None:
+        _log_retry(item, result.reason, unexpected=result.unexpected)
+        run.hand_back(item)
+        return
+    outcome = result.outcome
     run.outcomes.append(outcome)
     metrics.add_metric(name=_STATUS_METRIC.get(outcome.status, "FilesFailed"), unit=MetricUnit.Count, value=1)
     if outcome.records:
@@ -144,12 +140,12 @@ def _process(item: WorkItem, engine: AwsEngine, run: _Run) -> None:
     log("file settled", extra={**_where(item), **_summary(outcome), "attempts": outcome.attempts})
 
 
-def _log_retry(item: WorkItem, reason: str, exc: BaseException) -> None:
+def _log_retry(item: WorkItem, reason: str, *, unexpected: bool) -> None:
     extra = {**_where(item), "status": "retry", "reason": reason}
-    if isinstance(exc, DocklineError):
+    if unexpected:  # not one of ours: a bug or an unexpected library error (its traceback is logged)
+        logger.error("file will be retried after an unexpected error", extra=extra)
+    else:
         logger.warning("file will be retried", extra=extra)
-    else:  # not one of ours: a bug or an unexpected library error, keep the traceback
-        logger.exception("file will be retried after an unexpected error", extra=extra)
 
 
 def _where(item: WorkItem) -> dict[str, Any]:

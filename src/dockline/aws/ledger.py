@@ -33,7 +33,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,9 +44,9 @@ from dockline.aws.errors import error_code, error_message, is_retryable, transla
 from dockline.config import PipelineSettings
 from dockline.decode import format_of
 from dockline.errors import DocklineError, PermanentError, TransientError
-from dockline.models import ConflictPolicy, ObjectRef, Outcome, Record, RecordMode, Status, WriteReport, is_newer
+from dockline.ledger import Existing, LedgerBase, Verdict, Verdicts, judge
+from dockline.models import ConflictPolicy, ObjectRef, Outcome, Record, RecordMode, Status
 from dockline.pipeline import iso
-from dockline.ports import Ledger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -70,6 +70,8 @@ class _FileState:
     # The document item was there already and says it was notified: only items written
     # before the outbox moved to the file marker carry that flag (see mark_notified).
     notified_on_item: bool = False
+    # pks this version wrote, so a file that ends failed can take them back (discard).
+    written: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -80,11 +82,11 @@ class _Put:
     replaces: tuple[str, str, str, str] | None = None
 
 
-# A verdict on one record: written, duplicate, or conflict with the first version's key.
-_Verdict = tuple[Literal["written", "duplicate", "conflict"], str]
+# A verdict on one record (never REPLACE), with the first version's key for a conflict.
+_Verdict = tuple[Verdict, str]
 
 
-class DynamoDBLedger(Ledger):
+class DynamoDBLedger(LedgerBase):
     """The ledger on one DynamoDB table. Thread-safe; one instance per container."""
 
     def __init__(
@@ -140,33 +142,23 @@ class DynamoDBLedger(Ledger):
         prior = it.outcome_from_marker(ref, marker)
         return prior if prior.status.is_final else None
 
-    def write(self, ref: ObjectRef, records: Sequence[Record], *, policy: ConflictPolicy, now: str) -> WriteReport:
+    def _store(self, ref: ObjectRef, records: Sequence[Record], policy: ConflictPolicy, now: str) -> Verdicts:
         """Insert conditionally and classify each record (see the module docstring).
 
         Raises PermanentError for records DynamoDB cannot store, TransientError.
         """
         state = self._state(ref, now)
         verdicts: dict[str, _Verdict] = {}
-        documents = [r for r in records if r.index is None]
-        for record in documents:
-            verdicts[record.pk] = self._put_document(ref, record, policy, state, now)
-        indexed = list({r.pk: r for r in records if r.index is not None}.values())  # the last of a pk wins
+        for record in records:
+            if record.index is None:
+                verdicts[record.pk] = self._put_document(ref, record, policy, state, now)
+        indexed = [r for r in records if r.index is not None]  # pks are distinct (LedgerBase.write)
         if indexed and self.record_writes == "batch":
             verdicts.update(self._batch_write(ref, indexed, state, now))
         elif indexed:
             verdicts.update(self._transact_write(ref, indexed, policy, state, now))
-        written: list[str] = []
-        duplicates: list[str] = []
-        conflicts: list[tuple[str, str]] = []
-        for record in records:
-            kind, origin = verdicts[record.pk]
-            if kind == "written":
-                written.append(record.pk)
-            elif kind == "duplicate":
-                duplicates.append(record.pk)
-            else:
-                conflicts.append((record.pk, origin))
-        return WriteReport(tuple(written), tuple(duplicates), tuple(conflicts))
+        state.written.extend(pk for pk, (verdict, _) in verdicts.items() if verdict is Verdict.WRITTEN)
+        return [verdicts[r.pk] for r in records]
 
     def settle(self, outcome: Outcome, *, now: str) -> bool:
         """Record the final state; True when a notification is still owed.
@@ -193,7 +185,8 @@ class DynamoDBLedger(Ledger):
         with self._lock:
             state = self._states.get(ref.identity)
         received_at = state.received_at if state is not None else now
-        marker = it.marker_item(outcome, received_at=received_at, now=now)
+        owed = outcome.status.owes_notification  # a duplicate or superseded version owes none
+        marker = it.marker_item(outcome, received_at=received_at, now=now, notified=not owed)
         try:
             self._call(
                 "recording the file's state",
@@ -206,7 +199,7 @@ class DynamoDBLedger(Ledger):
         except _ConditionFailed as failed:
             old = failed.item or self._get(it.marker_pk(ref)) or {}
             return not it.flag(old, "notified")
-        return True
+        return owed
 
     def mark_notified(self, outcome: Outcome) -> None:
         """Close the outbox of ``outcome``'s object version. Raises TransientError.
@@ -245,7 +238,7 @@ class DynamoDBLedger(Ledger):
             self._states.pop(ref.identity, None)
 
     # -- beyond the port -------------------------------------------------------------
-    def reopen(self, ref: ObjectRef) -> bool:
+    def reopen(self, ref: ObjectRef, *, now: str = "") -> bool:
         """Forget that ``ref`` failed, so a redrive can settle it anew. Only a
         ``failed`` marker is removed; returns whether there was one. Raises TransientError."""
         try:
@@ -261,6 +254,52 @@ class DynamoDBLedger(Ledger):
         except _ConditionFailed:
             return False
         return True
+
+    def discard(self, ref: ObjectRef) -> None:
+        """Delete the items this version wrote, 100 a call, each on the condition that it is
+        still this version's (a newer version may have replaced it). Only the pks this
+        container saw written are known: a failed file was written by this attempt.
+        Raises TransientError."""
+        with self._lock:
+            state = self._states.get(ref.identity)
+        if state is None or not state.written:
+            return
+        pending = list(dict.fromkeys(state.written))
+        for start in range(0, len(pending), TRANSACTION_ITEMS):
+            self._delete_chunk(ref, pending[start : start + TRANSACTION_ITEMS])
+        state.written.clear()
+
+    def _delete_chunk(self, ref: ObjectRef, pks: list[str]) -> None:
+        for round_ in range(MAX_ROUNDS):
+            if not pks:
+                return
+            actions: Any = [
+                {
+                    "Delete": {
+                        "TableName": self.table_name,
+                        "Key": {"pk": it.s(pk)},
+                        "ConditionExpression": "#b = :b AND #k = :k AND #e = :e",
+                        "ExpressionAttributeNames": {"#b": "bucket", "#k": "key", "#e": "etag"},
+                        "ExpressionAttributeValues": {
+                            ":b": it.s(ref.bucket),
+                            ":k": it.s(ref.key),
+                            ":e": it.s(ref.version),
+                        },
+                    }
+                }
+                for pk in pks
+            ]
+            try:
+                self._call("removing a failed file's items", self.client.transact_write_items, TransactItems=actions)
+            except _Cancelled as cancelled:
+                codes = [str(r.get("Code") or "None") for r in cancelled.reasons] or ["None"] * len(pks)
+                # Not ours (any more), or gone: leave it. Innocent or throttled: again.
+                pks = [pk for pk, code in zip(pks, codes, strict=False) if code != "ConditionalCheckFailed"]
+                if any(code not in ("None", "ConditionalCheckFailed") for code in codes):
+                    self._backoff(round_ + 1)
+            else:
+                return
+        raise TransientError(f"{len(pks)} items of a failed file could not be removed yet; try again")
 
     def file_state(self, ref: ObjectRef) -> Outcome | None:
         """The settled state of ``ref`` from its marker, if it has one. Raises TransientError."""
@@ -283,35 +322,30 @@ class DynamoDBLedger(Ledger):
                 verdict = self._judge(ref, put, old, policy)
                 if verdict is None:
                     continue  # replace the old item, conditionally
-                if verdict[0] == "written":  # a re-delivery: settle asks the marker
+                if verdict[0] is Verdict.WRITTEN:  # a re-delivery: settle asks the marker
                     state.document_fresh, state.notified_on_item = False, it.flag(old, "notified")
                 return verdict
             else:
                 state.document_fresh, state.notified_on_item = True, False
-                return ("written", "")
+                return (Verdict.WRITTEN, "")
         raise TransientError(f"the item {record.pk!r} kept changing while it was written; try again")
 
     def _judge(self, ref: ObjectRef, put: _Put, old: Mapping[str, Any], policy: ConflictPolicy) -> _Verdict | None:
-        """Classify ``put`` against the item in its way; None means: replace it (``put.replaces`` is set)."""
-        same_version = it.belongs_to(old, ref)
-        same_content = it.text(old, "content_hash") == put.record.content_hash
-        if same_version and same_content:
-            return ("written", "")  # a re-delivery (or a resumed file): the row is there already
-        old_key = it.text(old, "key") or "?"
-        if not same_version and same_content:
-            return ("duplicate", old_key)
-        newer = policy is ConflictPolicy.OVERWRITE and is_newer(
-            ref, key=old_key, sequencer=it.text(old, "sequencer"), event_time=it.text(old, "event_time")
+        """Classify ``put`` against the item in its way (``ledger.judge``); None means:
+        replace it, conditionally on it being unchanged (``put.replaces`` is set)."""
+        existing = Existing(
+            bucket=it.text(old, "bucket") or "",
+            key=it.text(old, "key") or "?",
+            version=it.text(old, "etag") or "",
+            content_hash=it.text(old, "content_hash") or "",
+            sequencer=it.text(old, "sequencer"),
+            event_time=it.text(old, "event_time"),
         )
-        if same_version or newer:  # same version with other content: a later line of the file wins
-            put.replaces = (
-                it.text(old, "bucket") or "",
-                old_key,
-                it.text(old, "etag") or "",
-                it.text(old, "content_hash") or "",
-            )
-            return None
-        return ("conflict", old_key)
+        verdict, origin = judge(ref, put.record, existing, policy)
+        if verdict is not Verdict.REPLACE:
+            return verdict, origin
+        put.replaces = (existing.bucket, existing.key, existing.version, existing.content_hash)
+        return None
 
     def _put_args(self, put: _Put) -> dict[str, Any]:
         args: dict[str, Any] = {
@@ -363,7 +397,7 @@ class DynamoDBLedger(Ledger):
             except _Cancelled as cancelled:
                 pending = self._after_cancel(ref, pending, cancelled.reasons, policy, verdicts, round_)
             else:
-                verdicts.update({p.record.pk: ("written", "") for p in pending})
+                verdicts.update({p.record.pk: (Verdict.WRITTEN, "") for p in pending})
                 return verdicts
         if pending:
             raise TransientError(f"{len(pending)} records kept colliding with concurrent writes; try again")
@@ -423,7 +457,7 @@ class DynamoDBLedger(Ledger):
                     left = sum(len(v) for v in request.values())
                     raise TransientError(f"DynamoDB left {left} records unprocessed after {MAX_ROUNDS} retries")
                 self._backoff(attempt + 1)
-        return {r.pk: ("written", "") for r in records}
+        return {r.pk: (Verdict.WRITTEN, "") for r in records}
 
     # -- plumbing ----------------------------------------------------------------------
     def _is_multi(self, ref: ObjectRef) -> bool:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dockline import redrive as core
 from dockline.aws.deadletters import SHAPE_UNRECOGNISED, HeldMessage, SQSDeadLetters, letters_from_message
 from dockline.aws.errors import error_code, http_status, translate
 from dockline.aws.refs import version_of
@@ -31,26 +31,14 @@ from dockline.aws.runtime import (
     Clients,
     build_engine,
     stack_outputs,
+    utc_now,
 )
-from dockline.errors import DocklineError, UsageError
-from dockline.models import DeadLetter, ObjectRef, Outcome, Status
+from dockline.errors import DocklineError
+from dockline.models import DeadLetter, ObjectRef
 from dockline.pipeline import iso
+from dockline.redrive import RedriveStep
 
-SETTLED = frozenset({Status.PROCESSED, Status.DUPLICATE})
 HOLD_SECONDS = 900  # letters being redriven stay hidden this long (at most), then reappear
-
-
-@dataclass(frozen=True, slots=True)
-class RedriveStep:
-    """What redriving one letter will do. ``ref`` is None when it cannot be redriven."""
-
-    letter: DeadLetter
-    ref: ObjectRef | None
-    action: str
-
-    @property
-    def same_version(self) -> bool:
-        return self.ref is not None and self.ref.version == self.letter.ref.version
 
 
 def current_version(letter: DeadLetter, s3: Any) -> tuple[ObjectRef | None, str]:
@@ -88,52 +76,31 @@ def current_version(letter: DeadLetter, s3: Any) -> tuple[ObjectRef | None, str]
 def plan(letters: Sequence[DeadLetter], ids: list[str] | None, s3: Any) -> list[RedriveStep]:
     """One step per selected letter (all when ``ids`` is None). Raises UsageError for
     an unknown id, TransientError."""
-    if ids is not None:
-        known = {letter.id: letter for letter in letters}
-        missing = [i for i in ids if i not in known]
-        if missing:
-            raise UsageError(f"no dead letter with id {missing[0]!r} (see `dockline dlq list`)")
-        letters = [known[i] for i in ids]
-    steps: list[RedriveStep] = []
-    for letter in letters:
+
+    def locate(letter: DeadLetter) -> tuple[ObjectRef | None, str]:
         if letter.extra.get("shape") == SHAPE_UNRECOGNISED:
-            steps.append(RedriveStep(letter, None, "skip: not a file reference; inspect it with `dlq show`"))
-            continue
-        ref, why = current_version(letter, s3)
-        if ref is None:
-            steps.append(RedriveStep(letter, None, f"skip: {why}"))
-        elif ref.version == letter.ref.version:
-            steps.append(RedriveStep(letter, ref, "reprocess (unchanged)"))
-        else:
-            steps.append(RedriveStep(letter, ref, "process the new version"))
-    return steps
+            return None, "not a file reference; inspect it with `dlq show`"
+        return current_version(letter, s3)
+
+    return core.plan(letters, ids, locate)
 
 
 def execute(
     steps: Sequence[RedriveStep], engine: AwsEngine, *, messages: Sequence[HeldMessage], dlq: SQSDeadLetters
-) -> Iterator[tuple[RedriveStep, Outcome | None, str]]:
-    """Carry out ``steps``; delete each message whose letters all settled.
+) -> Iterator[core.Redriven]:
+    """Carry out ``steps``; delete each message whose letters were all resolved.
 
-    Yields (step, outcome or None, note) per step. Errors of single steps are reported
-    in the note; TransientError from the queue itself propagates.
+    Yields one result per step. Errors of single steps are reported in its note;
+    TransientError from the queue itself propagates.
     """
-    settled: dict[str, bool] = {}
-    for step in steps:
-        message_id = str(step.letter.extra.get("message_id") or step.letter.id.split("#", 1)[0])
-        outcome: Outcome | None = None
-        note = ""
-        if step.ref is not None:
-            try:
-                if step.same_version:
-                    engine.ledger.reopen(step.ref)
-                outcome = engine.pipeline.process(step.ref, attempt=step.letter.attempts + 1)
-            except DocklineError as exc:
-                note = str(exc)
-        ok = outcome is not None and outcome.status in SETTLED
-        settled[message_id] = settled.get(message_id, True) and ok
-        yield step, outcome, note
+    resolved: dict[str, bool] = {}
+    for done in core.execute(steps, engine.lifecycle, now=lambda: iso(utc_now())):
+        letter = done.step.letter
+        message_id = str(letter.extra.get("message_id") or letter.id.split("#", 1)[0])
+        resolved[message_id] = resolved.get(message_id, True) and done.resolved
+        yield done
     by_id = {m.message_id: m for m in messages}
-    for message_id, ok in settled.items():
+    for message_id, ok in resolved.items():
         message = by_id.get(message_id)
         # A message naming several objects goes only when every one of them was redriven.
         if ok and message is not None and _all_selected(message, steps):
@@ -188,11 +155,12 @@ def redrive(
                 yield f"would {step.action}: {step.letter.ref.key or '?'} ({step.letter.id})"
             return
         engine = engine or engine_for_redrive(settings.aws.stack_name, settings, clients)
-        for step, outcome, note in execute(steps, engine, messages=messages, dlq=dlq):
+        for done in execute(steps, engine, messages=messages, dlq=dlq):
+            step, outcome = done.step, done.outcome
             key = step.letter.ref.key or "?"
             if outcome is None:
-                yield f"{key}: {step.action} -> left in the DLQ{': ' + note if note else ''}"
+                yield f"{key}: {step.action} -> left in the DLQ{': ' + done.note if done.note else ''}"
                 continue
             reason = f": {outcome.error}" if outcome.error else ""
-            kept = "" if outcome.status in SETTLED else " (left in the DLQ)"
+            kept = "" if done.resolved else " (left in the DLQ)"
             yield f"{key}: {step.action} -> {outcome.status}{reason}{kept}"

@@ -21,6 +21,7 @@ from dockline.aws.notifier import SNSNotifier
 from dockline.aws.store import S3Store
 from dockline.config import Settings, settings_from_env
 from dockline.errors import ConfigError, DocklineError
+from dockline.lifecycle import Lifecycle
 from dockline.pipeline import Pipeline
 from dockline.retry import RetryPolicy
 
@@ -121,6 +122,10 @@ class AwsEngine:
     dead_letters: SQSDeadLetters | None
     clients: Clients
     max_receive_count: int | None = None
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return Lifecycle(self.pipeline)
 
 
 def build_engine(

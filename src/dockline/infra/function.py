@@ -158,14 +158,21 @@ class ProcessorFunction(Construct):
         self._allow("ReadLandedFiles", ["s3:GetObject", "s3:GetObjectVersion"], [objects_arn])
 
     def allow_ledger_writes(self, table_arn: str) -> None:
-        """The item calls the ledger makes; no Query, Scan or DeleteItem.
+        """The item calls the ledger makes; no Query or Scan.
 
         ``TransactWriteItems`` needs no action of its own: each ``Put`` in it is authorized
-        as ``dynamodb:PutItem``.
+        as ``dynamodb:PutItem``, each ``Delete`` as ``dynamodb:DeleteItem`` (a file that ends
+        failed takes back the items it wrote, conditionally on them still being its own).
         """
         self._allow(
             "WriteLedger",
-            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"],
+            [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:BatchWriteItem",
+                "dynamodb:DeleteItem",
+            ],
             [table_arn],
         )
 

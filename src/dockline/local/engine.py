@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dockline import redrive
 from dockline.config import Settings
-from dockline.errors import BusyError, DocklineError, TransientError, UsageError
+from dockline.lifecycle import Lifecycle, Step, Work
 from dockline.local.db import Database
 from dockline.local.ledger import SQLiteLedger
 from dockline.local.store import FolderStore, ref_for, sha256_file, special_version, unread_version
@@ -28,6 +29,7 @@ from dockline.local.subscriptions import build_subscriptions
 from dockline.local.topic import LocalTopic, SQLiteDeadLetters
 from dockline.models import DeadLetter, ObjectRef, Outcome, Status
 from dockline.pipeline import Pipeline, iso
+from dockline.redrive import RedriveStep
 
 log = logging.getLogger("dockline.local")
 
@@ -77,6 +79,7 @@ class LocalEngine:
             dead_letters=self.dead_letters,
             clock=clock,
         )
+        self.lifecycle = Lifecycle(self.pipeline)
 
     # -- scanning -----------------------------------------------------------------
     def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
@@ -159,43 +162,15 @@ class LocalEngine:
 
     # -- processing ---------------------------------------------------------------
     def process_one(self, ref: ObjectRef, summary: RunSummary, *, attempt: int = 1) -> None:
-        try:
-            outcome = self.pipeline.process(ref, attempt=attempt)
-        except BusyError:
+        """Run one version through the core lifecycle and count what became of it."""
+        result = self.lifecycle.run(Work(ref, attempt, give_up_after=self.pipeline.retry.attempts))
+        if result.step is Step.SETTLED:
+            assert result.outcome is not None
+            summary.outcomes.append(result.outcome)
+        elif result.step is Step.BUSY:
             summary.busy += 1
-            return
-        except TransientError as exc:
-            settled = self._final_status(ref)
-            if settled is not None:
-                # The ledger has the file's final state; only its notification failed. Giving
-                # up now would turn a processed file into a failed one: leave it to the outbox.
-                summary.errors.append(f"{ref.key}: {settled}, but its notification is not sent yet: {exc}")
-                return
-            try:
-                outcome = self.pipeline.give_up(ref, str(exc), attempts=self.pipeline.retry.attempts)
-            except DocklineError as again:
-                summary.errors.append(f"{ref.key}: {again}")
-                return
-        except DocklineError as exc:
-            summary.errors.append(f"{ref.key}: {exc}")
-            return
-        except Exception as exc:  # a bug must not stop the other files
-            log.exception("internal error while processing %s", ref.key)
-            summary.errors.append(f"{ref.key}: internal error: {type(exc).__name__}: {exc}")
-            return
-        summary.outcomes.append(outcome)
-
-    def _final_status(self, ref: ObjectRef) -> Status | None:
-        try:
-            with self.db.transaction() as conn:  # the writer's view: it sees an open group's state
-                row = conn.execute(
-                    "SELECT status FROM files WHERE bucket = ? AND key = ? AND version = ?",
-                    (ref.bucket, ref.key, ref.version),
-                ).fetchone()
-        except DocklineError:
-            return None
-        status = Status(row[0]) if row else None
-        return status if status is not None and status.is_final else None
+        else:
+            summary.errors.append(f"{ref.key}: {result.reason}")
 
     def process(
         self, refs: list[ObjectRef], *, workers: int, progress: Callable[[int], None] | None = None
@@ -320,50 +295,20 @@ class LocalEngine:
 
         Raises UsageError for an unknown id.
         """
-        letters = list(self.dead_letters.list())
-        if ids is not None:
-            known = {letter.id: letter for letter in letters}
-            missing = [i for i in ids if i not in known]
-            if missing:
-                raise UsageError(f"no dead letter with id {missing[0]!r} (see `dockline dlq list`)")
-            letters = [known[i] for i in ids]
-        steps: list[RedriveStep] = []
-        for letter in letters:
-            try:
-                st = os.lstat(self.store.path_for(letter.ref.key))
-            except FileNotFoundError:
-                steps.append(RedriveStep(letter, None, "skip: the object no longer exists"))
-                continue
-            version = self._version_of(letter.ref.key, st)
-            ref = ref_for(self.bucket_dir, letter.ref.key, st, version)
-            action = "reprocess (unchanged)" if version == letter.ref.version else "process the new version"
-            steps.append(RedriveStep(letter, ref, action))
-        return steps
+        return redrive.plan(list(self.dead_letters.list()), ids, self._locate)
+
+    def _locate(self, letter: DeadLetter) -> tuple[ObjectRef | None, str]:
+        try:
+            st = os.lstat(self.store.path_for(letter.ref.key))
+        except FileNotFoundError:
+            return None, "the object no longer exists"
+        return ref_for(self.bucket_dir, letter.ref.key, st, self._version_of(letter.ref.key, st)), ""
 
     def redrive(self, steps: list[RedriveStep]) -> list[tuple[RedriveStep, Outcome | None]]:
-        """Carry out a plan; a letter is removed once its object settles other than failed."""
+        """Carry out a plan; a letter is removed once it is resolved (see ``redrive.execute``)."""
         results: list[tuple[RedriveStep, Outcome | None]] = []
-        for step in steps:
-            if step.ref is None:
-                results.append((step, None))
-                continue
-            attempt = 1
-            if step.ref.version == step.letter.ref.version:
-                self.ledger.reopen(step.ref, now=self.now())
-                attempt = step.letter.attempts + 1  # the same version again: count the attempts
-            summary = RunSummary()
-            self.process_one(step.ref, summary, attempt=attempt)
-            outcome = summary.outcomes[0] if summary.outcomes else None
-            if outcome is not None and (
-                outcome.status is not Status.FAILED or step.ref.version != step.letter.ref.version
-            ):
-                self.dead_letters.remove(step.letter.id)
-            results.append((step, outcome))
+        for done in redrive.execute(steps, self.lifecycle, now=self.now):
+            if done.resolved:
+                self.dead_letters.remove(done.step.letter.id)
+            results.append((done.step, done.outcome))
         return results
-
-
-@dataclass(frozen=True)
-class RedriveStep:
-    letter: DeadLetter
-    ref: ObjectRef | None
-    action: str

@@ -20,24 +20,15 @@ from collections.abc import Sequence
 import orjson
 
 from dockline.errors import BusyError
+from dockline.ledger import Existing, LedgerBase, Verdict, Verdicts, judge
 from dockline.local.db import Database
-from dockline.models import (
-    BadRecord,
-    ConflictPolicy,
-    ObjectRef,
-    Outcome,
-    Record,
-    Status,
-    WriteReport,
-    is_newer,
-)
-from dockline.ports import Ledger
+from dockline.models import BadRecord, ConflictPolicy, ObjectRef, Outcome, Record, Status
 
 _HOST = socket.gethostname()
 
 _INSERT = "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at) VALUES (?, ?, ?, ?, ?, ?)"
 _EXISTING = (
-    "SELECT i.payload, i.content_hash, f.key, f.version, f.sequencer, f.event_time"
+    "SELECT i.payload, i.content_hash, f.bucket, f.key, f.version, f.sequencer, f.event_time, f.id"
     " FROM items i JOIN files f ON f.id = i.file_id WHERE i.pk = ?"
 )
 
@@ -76,7 +67,7 @@ def outcome_from_row(ref: ObjectRef, row: sqlite3.Row | tuple[object, ...]) -> O
     )
 
 
-class SQLiteLedger(Ledger):
+class SQLiteLedger(LedgerBase):
     def __init__(self, db: Database, *, lease_seconds: float = 300.0) -> None:
         self.db = db
         self.lease_seconds = lease_seconds
@@ -99,7 +90,7 @@ class SQLiteLedger(Ledger):
                     and _owner_alive(owner)
                 )
                 if status.is_final:
-                    if notified or status is Status.DUPLICATE:
+                    if notified or not status.owes_notification:
                         return outcome_from_row(ref, row)
                     # The outbox: its notification is owed. Whoever settled it holds the lease
                     # until it is sent, so only one process ever sends it.
@@ -143,7 +134,7 @@ class SQLiteLedger(Ledger):
                 (ref.bucket, ref.key, ref.version, ref.size, ref.sequencer, ref.event_time, now, now),
             )
 
-    def write(self, ref: ObjectRef, records: Sequence[Record], *, policy: ConflictPolicy, now: str) -> WriteReport:
+    def _store(self, ref: ObjectRef, records: Sequence[Record], policy: ConflictPolicy, now: str) -> Verdicts:
         with self.db.transaction() as conn:
             file_id = self._file_id(conn, ref, now)
             # Rows stay narrow: the object's bucket, key and version live once, in files.
@@ -156,8 +147,8 @@ class SQLiteLedger(Ledger):
             before = conn.total_changes
             conn.executemany(_INSERT + " ON CONFLICT (pk) DO NOTHING", rows)
             if conn.total_changes - before == len(rows):  # the common case: all new
-                return WriteReport(written=tuple(r.pk for r in records))
-            return self._classify(conn, ref, records, rows, policy)
+                return None
+            return self._judge_taken(conn, ref, records, rows, policy)
 
     @staticmethod
     def _file_id(conn: sqlite3.Connection, ref: ObjectRef, now: str) -> int:
@@ -173,41 +164,32 @@ class SQLiteLedger(Ledger):
         )
         return int(cursor.lastrowid or 0)
 
-    def _classify(
-        self,
+    @staticmethod
+    def _judge_taken(
         conn: sqlite3.Connection,
         ref: ObjectRef,
         records: Sequence[Record],
         rows: Sequence[tuple[object, ...]],
         policy: ConflictPolicy,
-    ) -> WriteReport:
-        written: list[str] = []
-        duplicates: list[str] = []
-        conflicts: list[tuple[str, str]] = []
+    ) -> Verdicts:
+        """Verdicts after an insert that skipped some pks: those rows are someone's (or ours)."""
+        verdicts: list[tuple[Verdict, str]] = []
         for record, row in zip(records, rows, strict=True):
-            payload, content_hash, key, version, sequencer, event_time = conn.execute(
+            payload, content_hash, bucket, key, version, sequencer, event_time, file_id = conn.execute(
                 _EXISTING, (record.pk,)
             ).fetchone()
-            same_source = key == ref.key and version == ref.version
-            if payload is not None and not record.oversized:
-                identical = payload == record.canonical
-            else:
-                existing_hash = content_hash or hashlib.sha256(payload.encode()).hexdigest()
-                identical = existing_hash == record.content_hash
-            if identical:
-                (written if same_source else duplicates).append(record.pk)
-            elif (
-                not same_source
-                and policy is ConflictPolicy.OVERWRITE
-                and is_newer(ref, key=key, sequencer=sequencer, event_time=event_time)
-            ):
+            existing_hash = content_hash or hashlib.sha256(payload.encode()).hexdigest()
+            if file_id == row[3] and existing_hash == record.content_hash:
+                verdicts.append((Verdict.WRITTEN, ""))  # inserted just now, or by this version before
+                continue
+            existing = Existing(bucket, key, version, existing_hash, sequencer, event_time)
+            verdict, origin = judge(ref, record, existing, policy)
+            if verdict is Verdict.REPLACE:
                 conn.execute("DELETE FROM items WHERE pk = ?", (record.pk,))
                 conn.execute(_INSERT, row)
-                written.append(record.pk)
-            else:
-                origin = f"{key} (line {record.index})" if same_source and record.index else key
-                conflicts.append((record.pk, origin))
-        return WriteReport(tuple(written), tuple(duplicates), tuple(conflicts))
+                verdict = Verdict.WRITTEN
+            verdicts.append((verdict, origin))
+        return verdicts
 
     def settle(self, outcome: Outcome, *, now: str) -> bool:
         ref = outcome.ref
@@ -220,16 +202,16 @@ class SQLiteLedger(Ledger):
             if row is not None and Status(row[0]).is_final:
                 return not row[1]
             attempts = max(outcome.attempts, row[2] if row is not None else 1)
-            owes_nothing = outcome.status is Status.DUPLICATE
+            owes_nothing = not outcome.status.owes_notification
             conn.execute(
                 "INSERT INTO files (bucket, key, version, status, error, pk, attempts, records, duplicates,"
                 " conflicts, skipped, skipped_total, size, sequencer, event_time, received_at, updated_at, notified,"
-                " lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+                " lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (bucket, key, version) DO UPDATE SET status = excluded.status,"
                 " error = excluded.error, pk = excluded.pk, attempts = excluded.attempts,"
                 " records = excluded.records, duplicates = excluded.duplicates, conflicts = excluded.conflicts,"
                 " skipped = excluded.skipped, skipped_total = excluded.skipped_total,"
-                " updated_at = excluded.updated_at, notified = 0,"
+                " updated_at = excluded.updated_at, notified = excluded.notified,"
                 " lease_owner = excluded.lease_owner, lease_until = excluded.lease_until",
                 (
                     ref.bucket,
@@ -249,12 +231,13 @@ class SQLiteLedger(Ledger):
                     ref.event_time,
                     now,
                     now,
+                    int(owes_nothing),  # the outbox: open while a notification is owed
                     # Keep the lease while a notification is owed (see begin); a duplicate owes none.
                     None if owes_nothing else self.owner,
                     None if owes_nothing else time.time() + self.lease_seconds,
                 ),
             )
-        return True
+        return not owes_nothing
 
     def mark_notified(self, outcome: Outcome) -> None:
         ref = outcome.ref
@@ -265,12 +248,21 @@ class SQLiteLedger(Ledger):
                 (ref.bucket, ref.key, ref.version),
             )
 
-    def reopen(self, ref: ObjectRef, *, now: str) -> None:
-        """Forget the final state of a version so a redrive processes it again."""
+    def discard(self, ref: ObjectRef) -> None:
         with self.db.transaction() as conn:
             conn.execute(
+                "DELETE FROM items WHERE file_id IN"
+                " (SELECT id FROM files WHERE bucket = ? AND key = ? AND version = ?)",
+                (ref.bucket, ref.key, ref.version),
+            )
+
+    def reopen(self, ref: ObjectRef, *, now: str) -> bool:
+        """Forget the final state of a failed version so a redrive processes it again."""
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
                 "UPDATE files SET status = 'pending', error = NULL, notified = 0, updated_at = ?,"
                 " lease_owner = NULL, lease_until = NULL"
-                " WHERE bucket = ? AND key = ? AND version = ?",
+                " WHERE bucket = ? AND key = ? AND version = ? AND status = 'failed'",
                 (now, ref.bucket, ref.key, ref.version),
             )
+            return cursor.rowcount == 1
