@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from dockline.config import PipelineSettings
-from dockline.errors import ObjectGoneError, PermanentError
+from dockline.errors import PermanentError, SupersededError
 from dockline.jsonx import dumps, fast_path_safe, loads, loads_vouched, shortest_numbers
 from dockline.models import BadRecord, BadRecordPolicy, Record, RecordMode
 
@@ -228,7 +228,7 @@ class RecordStream:
         """Read to the end and check the bytes are the version we meant to read."""
         self._raw.drain()
         if self._expected_sha256 is not None and self._raw.sha256 != self._expected_sha256:
-            raise ObjectGoneError(
+            raise SupersededError(
                 f"{self.key} changed while it was being read; its new content is processed as a new version"
             )
 

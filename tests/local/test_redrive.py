@@ -349,10 +349,13 @@ def test_a_file_changed_between_scan_and_read_is_not_taken_for_the_old_version(t
     # WHEN its content changes before it is read
     path.write_text('{"id": "a", "v": 2}')
     outcome = engine.pipeline.process(ref)
-    # THEN the old version fails with the reason and nothing of the new content is ledgered under it
-    assert outcome.status.value == "failed"
+    # THEN the old version is superseded (issue 8, item 15: it used to end failed, with a
+    # dead letter and a failure notification), and nothing of the new content is ledgered under it
+    assert outcome.status.value == "superseded"
     assert "changed while it was being read" in (outcome.error or "")
     assert engine.db.query("SELECT count(*) AS n FROM items")[0]["n"] == 0
+    assert list(engine.dead_letters.list()) == []
+    assert engine.topic.messages() == []
     # AND the next run processes the new content as its own version
     summary = engine.run_once()
     assert [(o.status.value, o.pk) for o in summary.outcomes] == [("processed", "a")]

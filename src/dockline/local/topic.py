@@ -199,3 +199,11 @@ class SQLiteDeadLetters(DeadLetters):
     def remove(self, letter_id: str) -> None:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
+
+    def resolve(self, ref: ObjectRef) -> int:
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM dead_letters WHERE bucket = ? AND key = ? AND version <> ?",
+                (ref.bucket, ref.key, ref.version),
+            )
+            return cursor.rowcount
