@@ -20,7 +20,14 @@ DURATION_ALARM_SHARE = 0.8
 # A message older than this means the function is not keeping up (or is failing and retrying).
 OLDEST_MESSAGE_ALARM_SECONDS = 900
 PERIOD = Duration.minutes(5)
-HANDLER_METRICS = ("FilesProcessed", "FilesFailed", "FilesDuplicate", "FilesConflict", "RecordsWritten")
+HANDLER_METRICS = (
+    "FilesProcessed",
+    "FilesFailed",
+    "FilesDuplicate",
+    "FilesConflict",
+    "FilesSuperseded",
+    "RecordsWritten",
+)
 
 
 def handler_metric(name: str) -> cloudwatch.Metric:
