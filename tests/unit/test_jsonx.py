@@ -3,12 +3,13 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dockline.errors import PermanentError
-from dockline.jsonx import dumps, exact_payload, loads, loads_exact
+from dockline.jsonx import dumps, exact_payload, loads, loads_exact, shortest_numbers
 
 finite_decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None)
 json_numbers = st.one_of(st.integers(min_value=-(10**60), max_value=10**60), finite_decimals)
@@ -95,3 +96,17 @@ def test_invalid_utf8_and_binary_are_named() -> None:
         loads_exact(b'{"a": "\xff"}')
     with pytest.raises(PermanentError, match="binary data"):
         loads_exact(b"\x00\x01\x02\xff\xfe")
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=8))
+def test_why14_integral_floats_are_written_as_integers_on_both_paths(values: list[float]) -> None:
+    # GIVEN documents holding floats, some integral (26.0), as a JSON Lines block would
+    documents = [{"v": v, "w": [v, "x.0,"]} for v in values]
+    texts = [orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode() for d in documents]
+    # WHEN the block's canonical forms are made and each document is dumped on its own
+    fixed = [shortest_numbers(t, d) for t, d in zip(texts, documents, strict=True)]
+    # THEN both agree, and no integral float below 1e16 keeps a ".0"
+    assert fixed == [dumps(d).decode() for d in documents]
+    for text, v in zip(fixed, values, strict=True):
+        if v.is_integer() and abs(v) < 1e16:
+            assert f"{int(v)}," in text
