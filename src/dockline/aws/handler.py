@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -148,7 +148,8 @@ def handle(
                 continue
             started = time.monotonic()
             try:
-                _process(item, engine, run)
+                with engine.store.located(item.ref, item.raw_key) as ref:  # EventBridge: decoded or raw key
+                    _process(item if ref == item.ref else replace(item, ref=ref), engine, run)
             finally:
                 times.record((time.monotonic() - started) * 1000)
     finally:
