@@ -276,7 +276,7 @@ def _expand_bodies(node: Any) -> Any:
                 try:
                     out[k] = {"__json__": _expand_bodies(json.loads(v))}
                     continue
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or too deep: fuzzed as a string
                     pass
             out[k] = _expand_bodies(v)
         return out

@@ -13,7 +13,13 @@ Every record is processed on its own; one bad record never aborts the others:
 - a transient failure that outlived the pipeline's retries is handed back to Lambda:
   in an SQS batch its ``messageId`` is listed in ``batchItemFailures``; for an S3 event
   delivered directly the handler raises after finishing the other records, so Lambda
-  retries the event (the ledger makes the retry idempotent).
+  retries the event (the ledger makes the retry idempotent);
+- a malformed record is skipped with a logged reason; in an SQS batch its message is
+  listed in ``batchItemFailures`` (the queue's redrive moves it to the DLQ), unless it
+  has no usable ``messageId`` (then it is only logged: an empty identifier would fail
+  the whole batch);
+- a file is started only while more time is left than the slowest file so far in this
+  container plus ``SAFETY_MARGIN_MS``; the rest are handed back like transient failures.
 """
 
 from __future__ import annotations
@@ -124,7 +130,7 @@ def handle(
 ) -> dict[str, Any]:
     """``lambda_handler`` with the engine handed in (see there). ``file_times`` defaults
     to the container's."""
-    times = file_times or _file_times
+    times = file_times if file_times is not None else _file_times
     request_id = getattr(context, "aws_request_id", None)
     if request_id:
         logger.append_keys(request_id=request_id)
