@@ -5,7 +5,6 @@ exists". One HeadObject, and only when the GetObject was refused.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -118,29 +117,6 @@ def test_why15_a_removed_version_behind_a_delete_marker_is_gone(versioned: Any) 
     error = open_error(versioned, ObjectRef(BUCKET, KEY, v1))
     assert type(error) is ObjectGoneError
     assert str(error) == "object no longer exists"
-
-
-def test_why15_a_newest_version_removed_so_the_key_fell_back_to_an_older_one_is_gone(versioned: Any) -> None:
-    # GIVEN v1, then v2 written (its event is 1 hour after v1 was written), then v2 removed:
-    # the key holds the OLDER v1 again
-    v1 = put(versioned, b"1")["version"]
-    v2 = put(versioned, b"2")["version"]
-    versioned.delete_object(Bucket=BUCKET, Key=KEY, VersionId=v2)
-    later = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    # WHEN v2 is opened THEN it is gone, not superseded: nothing newer replaced it
-    error = open_error(versioned, ObjectRef(BUCKET, KEY, v2, event_time=later))
-    assert type(error) is ObjectGoneError
-    assert str(error).startswith("object no longer exists")
-    assert v1 in str(error)
-
-
-def test_why15_an_event_time_that_is_not_a_time_is_ignored(versioned: Any) -> None:
-    v1 = put(versioned, b"1")["version"]
-    v2 = put(versioned, b"2")["version"]
-    versioned.delete_object(Bucket=BUCKET, Key=KEY, VersionId=v1)
-    error = open_error(versioned, ObjectRef(BUCKET, KEY, v1, event_time="yesterday"))
-    assert isinstance(error, SupersededError)
-    assert error.newer == v2
 
 
 def test_why15_an_etag_pinned_read_on_a_versioned_bucket_names_the_newer_etag(versioned: Any) -> None:

@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -60,17 +59,6 @@ def _read_error(exc: ClientError, ref: ObjectRef) -> Exception:
     if is_retryable(exc):
         return translate(exc, f"reading {ref.uri}")
     return PermanentError(f"S3 refused to read {ref.uri} ({code or status}: {error_message(exc)})")
-
-
-def _moment(text: str | None) -> datetime | None:
-    """An event's time ("2026-11-27T12:00:00.000Z"), to the second, or None."""
-    try:
-        moment = datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-    if moment is None:
-        return None
-    return moment.replace(microsecond=0, tzinfo=moment.tzinfo or UTC)
 
 
 class _GuardedBody(io.RawIOBase):
@@ -153,10 +141,9 @@ class S3Store(ObjectStore):
         current = etag if is_etag(ref.version) or not version_id or version_id == "null" else str(version_id)
         if current == ref.version:  # read back the very version S3 just said was missing: a race, try again
             return TransientError(f"{ref.uri} was not found, then found again: reading it once more")
-        written, modified = _moment(ref.event_time), head.get("LastModified")
-        if written is not None and isinstance(modified, datetime) and modified < written:
-            # The version was deleted and the key fell back to an older one: nothing newer replaced it.
-            return ObjectGoneError(f"{_GONE}: the version was deleted, and the key holds an older one ({current})")
+        # (When the newest version itself was deleted, the key holds an older one and this
+        # still says superseded: S3 does not tell how old the deleted version was, and
+        # comparing the event's time with LastModified would trust two clocks.)
         return SupersededError(_REPLACED.format(newer=f" ({current})"), newer=current)
 
     @contextmanager
