@@ -14,9 +14,12 @@ import pytest
 
 from dockline.aws.events import parse_event
 from dockline.aws.handler import handle
+from dockline.aws.store import S3Store
 from dockline.config import PipelineSettings
+from dockline.errors import TransientError
+from dockline.models import ObjectRef
 from tests.aws.test_events import sample
-from tests.aws.world import World
+from tests.aws.world import Fault, World
 
 
 @pytest.fixture
@@ -128,9 +131,6 @@ def test_why16_a_raw_key_outside_the_prefix_is_not_tried() -> None:
 
 
 def test_why16_an_answer_kept_for_the_chosen_key_is_used_once_and_released(world: World) -> None:
-    from dockline.aws.store import S3Store
-    from dockline.models import ObjectRef
-
     # GIVEN the raw key holds the object, and every GetObject's body is watched
     etag = world.put("incoming/a+b.json", "{}")
     bodies: list[Any] = []
@@ -150,3 +150,28 @@ def test_why16_an_answer_kept_for_the_chosen_key_is_used_once_and_released(world
     with store.open(chosen) as stream:
         assert stream.read() == b"{}"
     assert world.calls.calls == ["s3.GetObject"]
+
+
+def test_why16_a_decoded_read_that_fails_for_now_is_kept_and_raised_by_the_open(world: World) -> None:
+    # GIVEN S3 throttles the first GetObject
+    etag = world.put("incoming/a b.json", "{}")
+    world.s3.meta.events.register("before-call.s3.GetObject", Fault("SlowDown", 503, times=1))
+    store = S3Store(client=world.s3)
+    ref = ObjectRef(world.bucket, "incoming/a b.json", etag)
+    # WHEN the key is located THEN the raw key is not tried (the decoded one was not
+    # found missing), and the open raises the kept error without asking S3 again
+    with store.located(ref, "incoming/a+b.json") as chosen:
+        assert chosen == ref
+        world.calls.reset()
+        with pytest.raises(TransientError, match="SlowDown"), store.open(chosen):
+            pass
+        assert world.calls.calls == []
+
+
+def test_why16_a_raw_key_that_matches_a_prefix_the_decoded_one_does_not_is_kept() -> None:
+    # GIVEN a pipeline whose prefix holds a '+', and an event with that key raw
+    event = copy.deepcopy(sample("eventbridge_object_created.json"))
+    event["detail"]["object"]["key"] = "c+d/x.json"
+    # THEN the item is kept: its decoded key does not match, but its raw key does
+    [item] = parse_event(event, PipelineSettings(prefix="c+d/")).items
+    assert (item.ref.key, item.raw_key) == ("c d/x.json", "c+d/x.json")

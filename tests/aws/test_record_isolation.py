@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockline.aws.events import ParsedEvent, parse_event
+from dockline.aws.handler import handle
 from dockline.config import PipelineSettings
 from tests.aws.test_events import EVENTS, sample
 from tests.aws.world import World, s3_record, sqs_record
@@ -342,8 +343,6 @@ def world(moto: None) -> World:
 
 
 def test_why11_handler_processes_the_good_messages_and_reports_only_the_malformed_one(world: World) -> None:
-    from dockline.aws.handler import handle
-
     # GIVEN a real batch of two files, plus a message nested 100k deep, a message with
     # null attributes, and one without a messageId
     world.put("incoming/a.json", '{"id": "a"}')
@@ -368,3 +367,13 @@ def test_why11_sample_events_still_parse_as_before() -> None:
         "incoming/orders/2026-11-27/order 1001.json",
         "incoming/readings/sensor=7/batch+1.ndjson",
     ]
+
+
+def test_why11_an_sns_message_that_is_not_json_is_malformed_not_fatal() -> None:
+    event = sample("sns_s3_event.json")
+    bad = copy.deepcopy(event["Records"][0])
+    bad["Sns"]["Message"] = "[" * 100_000
+    parsed = parse_event({"Records": [bad, event["Records"][0]]}, SETTINGS)
+    assert [i.ref.key for i in parsed.items] == ["incoming/ünïcødé/€uro ☃.json"]
+    [malformed] = parsed.malformed
+    assert malformed.reason == "the SNS message is nested too deeply to be an event"

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from dockline.aws.store import S3Store
 from dockline.errors import ObjectGoneError, SupersededError, TransientError
@@ -173,3 +174,15 @@ def test_why15_a_readable_version_costs_one_get_object_and_no_head(s3: Any) -> N
     with S3Store(client=s3).open(ObjectRef(BUCKET, KEY, etag)) as body:
         body.read()
     assert calls.calls == ["s3.GetObject"]
+
+
+def test_why15_a_lookup_whose_connection_fails_is_transient(s3: Any) -> None:
+    old = put(s3, b"1")["etag"]
+    put(s3, b"2")
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
+
+    s3.meta.events.register("before-call.s3.HeadObject", unreachable)
+    with pytest.raises(TransientError, match="looking up the current version"):
+        S3Store(client=s3).open(ObjectRef(BUCKET, KEY, old)).__enter__()
