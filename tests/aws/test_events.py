@@ -151,3 +151,27 @@ def test_any_unicode_key_round_trips_through_the_parser(name: str) -> None:
         [item] = parse_event(event, SETTINGS).items
         # THEN the decoded key is exactly the original
         assert item.ref.key == key
+
+
+def test_why11_sample_batch_of_odd_sqs_records() -> None:
+    # GIVEN the sample batch of nine messages, most of them odd in one way
+    parsed = parse_event(sample("sqs_odd_records.json"), SETTINGS)
+    # THEN the good ones are work (odd attributes count as a first receive; an odd size is dropped)
+    assert [(i.message_id[-1], i.ref.key, i.attempts, i.ref.size) for i in parsed.items if i.message_id] == [
+        ("1", "incoming/orders/2026-11-27/order 1001.json", 1, 1024),
+        ("2", "incoming/orders/2026-11-27/order 1001.json", 1, 1024),
+        ("3", "incoming/orders/2026-11-27/order 1001.json", 1, 1024),
+        ("8", "incoming/odd size.json", 1, None),
+    ]
+    # AND the malformed ones are reported by id, except the two without a usable messageId
+    assert [m.message_id[-1] if m.message_id else None for m in parsed.malformed] == ["4", "5", None, None, "9"]
+    assert "eTag that is not a string" in parsed.malformed[0].reason
+    assert "nested too deeply" in parsed.malformed[1].reason
+    assert all("messageId" in m.reason for m in parsed.malformed[2:4])
+    assert "" not in parsed.message_ids
+
+
+def test_why16_sample_eventbridge_event_with_a_raw_plus_in_its_key() -> None:
+    [item] = parse_event(sample("eventbridge_object_created_raw_key.json"), SETTINGS).items
+    assert (item.ref.key, item.raw_key) == ("incoming/c   notes v2.json", "incoming/c++ notes+v2.json")
+    assert item.ref.version == "b1946ac92492d2347c6235b4d2611184"

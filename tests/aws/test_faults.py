@@ -180,11 +180,11 @@ def test_overwrite_policy_orders_events_by_sequencer_even_out_of_order(moto: Non
 
 def test_an_older_event_for_an_overwritten_unversioned_object_fails_as_replaced(world: World) -> None:
     old = world.put("incoming/r.json", '{"id": "r", "v": 1}')
-    world.put("incoming/r.json", '{"id": "r", "v": 2}')
+    new = world.put("incoming/r.json", '{"id": "r", "v": 2}')
     handle(world.event("incoming/r.json"), world.engine)
     [late] = handle(world.event("incoming/r.json", etag=old), world.engine)["files"]
     assert late["status"] == "failed"
-    assert late["reason"] == "object was replaced by a newer version before it could be read"
+    assert late["reason"] == f"object was replaced by a newer version ({new}) before it could be read"
     assert world.records()["r"]["payload"]["v"] == 2
 
 

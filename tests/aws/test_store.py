@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from dockline.aws.store import S3Store
-from dockline.errors import ObjectGoneError, PermanentError, TransientError
+from dockline.errors import ObjectGoneError, PermanentError, SupersededError, TransientError
 from dockline.models import ObjectRef
 from tests.aws.conftest import REGION
 from tests.aws.world import fail_with
@@ -63,14 +63,15 @@ def test_versioned_bucket_reads_the_old_version_by_version_id(s3: Any) -> None:
     # GIVEN a versioned bucket where the key was overwritten
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     first = s3.put_object(Bucket=BUCKET, Key="incoming/v.json", Body=b"first")["VersionId"]
-    s3.put_object(Bucket=BUCKET, Key="incoming/v.json", Body=b"second")
+    second = s3.put_object(Bucket=BUCKET, Key="incoming/v.json", Body=b"second")["VersionId"]
     # WHEN the first version is opened
     with S3Store(client=s3).open(ObjectRef(BUCKET, "incoming/v.json", first)) as body:
         # THEN its own bytes are read
         assert body.read() == b"first"
-    # AND an unknown version is gone
-    with pytest.raises(ObjectGoneError, match="no longer exists"):
+    # AND a version the key does not hold is superseded by the one it holds (issue 8, item 11)
+    with pytest.raises(SupersededError, match="replaced by a newer version") as caught:
         S3Store(client=s3).open(ObjectRef(BUCKET, "incoming/v.json", "no-such-version")).__enter__()
+    assert caught.value.newer == second
 
 
 @pytest.mark.parametrize(("code", "status"), [("SlowDown", 503), ("InternalError", 500), ("RequestTimeout", 400)])
