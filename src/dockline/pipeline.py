@@ -104,7 +104,7 @@ class Pipeline:
             # A harmless race: the newer version has an event of its own. Whatever was
             # read of this one is taken back, and nobody is paged.
             self.retry.call(lambda: self.ledger.discard(ref))
-            newer = f" (now {exc.newer})" if exc.newer else ""
+            newer = f" (now {exc.newer})" if exc.newer and exc.newer not in str(exc) else ""
             outcome = Outcome(ref=ref, status=Status.SUPERSEDED, error=f"{exc}{newer}", attempts=attempt)
         except PermanentError as exc:
             self.retry.call(lambda: self.ledger.discard(ref))  # a failed file leaves no items

@@ -178,14 +178,17 @@ def test_overwrite_policy_orders_events_by_sequencer_even_out_of_order(moto: Non
     assert world.records()["p"]["payload"]["v"] == 3
 
 
-def test_an_older_event_for_an_overwritten_unversioned_object_fails_as_replaced(world: World) -> None:
+def test_why15_an_older_event_for_an_overwritten_unversioned_object_is_superseded(world: World) -> None:
+    # Was `failed`, with a failure notification and a dead letter (issue 8, item 15).
     old = world.put("incoming/r.json", '{"id": "r", "v": 1}')
     new = world.put("incoming/r.json", '{"id": "r", "v": 2}')
     handle(world.event("incoming/r.json"), world.engine)
     [late] = handle(world.event("incoming/r.json", etag=old), world.engine)["files"]
-    assert late["status"] == "failed"
+    assert late["status"] == "superseded"
     assert late["reason"] == f"object was replaced by a newer version ({new}) before it could be read"
     assert world.records()["r"]["payload"]["v"] == 2
+    assert [n["attributes"]["status"] for n in world.notifications()] == ["processed"]
+    assert world.dead_letter_bodies() == []
 
 
 def test_a_fixed_file_reuploaded_under_the_same_key_is_processed(world: World) -> None:
