@@ -308,10 +308,18 @@ def test_why13_control_characters_in_an_error_are_escaped(tmp_path: Path) -> Non
     assert_shown_literally(done.stderr, r"a b\x1b]0;pwned\x07\x1b[38;2;1;2;3mc\u202e.toml")
 
 
-def test_why13_a_malformed_ipv6_webhook_url_is_one_line(tmp_path: Path) -> None:
-    # GIVEN a webhook whose URL opens an IPv6 literal and never closes it
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://[::1/hook", "is not a valid URL"),  # was a ValueError traceback
+        ("http://[zz::1]/hook", "IPv6"),
+        ("http://127.0.0.1:8080/my hook", "has a space"),  # passed, then failed every delivery
+    ],
+)
+def test_why13_a_webhook_url_that_cannot_work_is_one_line_at_load(tmp_path: Path, url: str, words: str) -> None:
+    # GIVEN a webhook whose URL can never be delivered to
     config = tmp_path / "dockline.toml"
-    config.write_text('[[local.subscriptions]]\ntype = "webhook"\nurl = "http://[::1/hook"\n')
+    config.write_text(f'[[local.subscriptions]]\ntype = "webhook"\nurl = "{url}"\n')
 
     # WHEN any command loads the settings
     done = cli(tmp_path / "data", "--config", str(config), "run", "--once")
@@ -319,7 +327,8 @@ def test_why13_a_malformed_ipv6_webhook_url_is_one_line(tmp_path: Path) -> None:
     # THEN it fails with one line naming the subscription, not a traceback
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
-    assert "[local.subscriptions #1]" in done.stderr and "url" in done.stderr
+    assert done.stderr.startswith("dockline: error: [local.subscriptions #1] webhook url "), done.stderr
+    assert words in done.stderr
     assert not (tmp_path / "data").exists()  # and it created nothing
 
 
