@@ -6,6 +6,7 @@ Errors raised as DocklineError become one line on stderr and a non-zero exit cod
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -23,7 +24,7 @@ from dockline.config import Settings, load_settings
 from dockline.errors import ConfigError, DocklineError, UsageError
 from dockline.jsonx import dumps
 from dockline.models import Status
-from dockline.render import LiteralTable, literal, say
+from dockline.render import LineHandler, LiteralTable, literal, say
 
 # Piped into a file or a CI log, tables get 160 columns instead of Rich's default 80
 # (COLUMNS still wins); a terminal keeps its own width.
@@ -514,6 +515,9 @@ def deploy(
 def main() -> None:
     """Console-script entry point: one-line errors, never a traceback."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    # Warnings from the library (a failed delivery, with the receiver's answer) are
+    # printed like errors: one literal line each, never raw.
+    logging.getLogger("dockline").addHandler(LineHandler(err))
     try:
         app()
     except (UsageError, ConfigError) as exc:

@@ -22,6 +22,7 @@ emoji codes) whose characters are first made visible:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rich.console import Console, RenderableType
@@ -91,3 +92,28 @@ class LiteralTable(Table):
         end_section: bool = False,
     ) -> None:
         super().add_row(*(cell(r) for r in renderables), style=style, end_section=end_section)
+
+
+class LineHandler(logging.Handler):
+    """Writes each log record as one literal line (``dockline: warning: ...``) on ``console``.
+
+    Log messages carry text from outside: keys, and what a webhook or SMTP server
+    answered (an HTTP reason phrase can hold an ESC sequence). Python's fallback handler
+    would write them raw; this one escapes them like every other line, and keeps an
+    exception to its one-line ``Type: message`` (a traceback is a bug to report, not
+    output).
+    """
+
+    def __init__(self, console: Console, level: int = logging.WARNING) -> None:
+        super().__init__(level)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                message += f" ({type(exc).__name__}: {exc})"
+            say(self.console, f"dockline: {record.levelname.lower()}: {message}")
+        except Exception:  # noqa: BLE001 - logging must never raise; this is the logging module's own rule
+            self.handleError(record)

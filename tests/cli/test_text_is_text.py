@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import http.server
 import json
 import os
 import re
@@ -22,7 +23,9 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -344,3 +347,45 @@ def test_why12_demo_prints_its_data_dir_literally(tmp_path: Path) -> None:
     assert SGR.search(done.stdout)
     assert_shown_literally(SGR.sub("", done.stdout), r"demo[/b]\x1b]0;pwned\x07")
     assert "What happened to each file" in done.stdout
+
+
+@pytest.fixture
+def hostile_receiver() -> Iterator[str]:
+    """A webhook receiver that answers 500 with an OSC sequence in its HTTP reason phrase."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(500, "Oops \x1b]0;pwned\x07\x1b[38;2;1;2;3mred")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_why12_what_a_receiver_answers_reaches_stderr_escaped(tmp_path: Path, hostile_receiver: str) -> None:
+    # GIVEN a webhook whose receiver answers with control sequences in its reason phrase
+    config = tmp_path / "dockline.toml"
+    config.write_text(
+        f'[local]\nsettle_seconds = 0\n[[local.subscriptions]]\ntype = "webhook"\nurl = "{hostile_receiver}"\n'
+    )
+    data_dir = tmp_path / "data"
+    _drop(data_dir, "incoming/a.json", '{"id": "a"}')
+
+    # WHEN a run delivers (and fails to deliver) its notification
+    done = cli(data_dir, "run", "--once", COLUMNS="")
+
+    # THEN the file is processed, and nothing the receiver said reaches the terminal raw
+    assert done.returncode == 0, done.stderr
+    assert_shown_literally(done.stdout + done.stderr)
+    for line in done.stderr.splitlines():
+        if "pwned" in line:  # where the answer is reported, it is one escaped line
+            assert line.startswith("dockline: ") and r"\x1b]0;pwned\x07" in line, line
