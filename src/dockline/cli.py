@@ -142,6 +142,7 @@ def _status_style(status: str) -> str:
         "failed": "red",
         "conflict": "yellow",
         "duplicate": "cyan",
+        "superseded": "blue",  # a harmless race, not a failure: not red
     }.get(status, "white")
 
 
