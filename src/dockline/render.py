@@ -67,15 +67,35 @@ def say(console: Console, text: str, *, style: StyleType = "") -> None:
 
 def cell(value: Any) -> RenderableType:
     """A table cell: a ``str`` (or anything else but a ready-made renderable) becomes
-    literal text; a ``Text`` or other rich renderable is kept as built by our own code."""
+    literal text. A ``Text`` keeps its styles and its line breaks (our own code may build
+    a multi-line cell), but its other control characters are escaped too: ``Text(key)``
+    is safe from markup, not from ESC. Other rich renderables are kept as built."""
     if isinstance(value, str):
         return literal(value)
     if value is None:
         return Text("")
+    if isinstance(value, Text):
+        return visible_text(value)
     if is_renderable(value):
         renderable: RenderableType = value
         return renderable
     return literal(str(value))
+
+
+def visible_text(text: Text) -> Text:
+    """``text`` with every non-printable character but LF escaped, styles kept."""
+    if all(line.isprintable() for line in text.plain.split("\n")):
+        return text
+    # Cut at every style boundary, escape each piece, and put the styles back on the
+    # (possibly longer) escaped piece.
+    offsets = sorted({span.start for span in text.spans} | {span.end for span in text.spans})
+    shown = text.blank_copy()
+    for piece in text.divide(offsets):
+        start = len(shown)
+        shown.append("\n".join(visible(line) for line in piece.plain.split("\n")))
+        for span in piece.spans:
+            shown.stylize(span.style, start, len(shown))
+    return shown
 
 
 class LiteralTable(Table):

@@ -109,3 +109,24 @@ def test_why13_say_prints_one_unwrapped_literal_line() -> None:
 def test_why12_literal_keeps_a_style() -> None:
     text = literal("[b]x\r", style="bold")
     assert text.plain == "[b]x\\r" and str(text.style) == "bold"
+
+
+def test_why12_a_text_cell_keeps_styles_and_line_breaks_but_escapes_other_controls() -> None:
+    # GIVEN a Text built from user data (safe from markup, not from ESC), styled in part
+    text = Text("ok\x1b]0;t\x07")
+    text.append("\nred\rline", style="red")
+
+    # WHEN it goes into a literal table
+    shown = cell(text)
+
+    # THEN its control characters are escaped, its line break and its style kept
+    assert isinstance(shown, Text)
+    # (rich's Text drops BEL and CR itself when built; ESC it keeps, and we escape it)
+    assert shown.plain == "ok\\x1b]0;t\nredline"
+    [span] = shown.spans
+    assert shown.plain[span.start : span.end].startswith("\nred") and str(span.style) == "red"
+
+
+def test_why12_a_printable_text_cell_is_kept_as_is() -> None:
+    text = Text("two\nlines", style="bold")
+    assert cell(text) is text
