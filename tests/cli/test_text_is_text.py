@@ -38,6 +38,7 @@ MARKUP_KEY = "incoming/[red]x[/red] :smile:.json"
 CONTROL_KEY = "incoming/c\x1b]0;pwned\x07\x1b[38;2;1;2;3mE\r\n\u202eR.json"
 FAILING_KEY = "incoming/bad[/b]\x1b]0;pwned\x07.json"
 CONTROL_PK_KEY = "incoming/control-pk.json"
+BROKEN_MARKUP_KEY = "incoming/worse[/b] [red]z[/red].json"  # a key any scan takes
 MARKUP_PK = "m[/b]"
 CONTROL_PK = "p\x1b[38;2;1;2;3mE\r\n\u202e\x9bQ"
 NOTE = "[/b] [red]y[/red] :smile: \x1b]0;pwned\x07 \u202e \x9b31m"
@@ -108,6 +109,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     _drop(data_dir, CONTROL_PK_KEY, json.dumps({"id": CONTROL_PK, "note": NOTE}))
     _drop(data_dir, CONTROL_KEY, json.dumps({"id": "from-control-key"}))
     _drop(data_dir, FAILING_KEY, '{"broken": [/b] }')  # not JSON: failed, with a dead letter
+    _drop(data_dir, BROKEN_MARKUP_KEY, '{"broken": [/b] }')
     run = cli(data_dir, "run", "--once")
     assert run.returncode == 0, run.stderr
     return World(data_dir=data_dir, run=run)
@@ -248,20 +250,30 @@ def test_why12_ledger_get_shows_pk_and_payload_literally(world: World) -> None:
     assert done.stdout.startswith("pk: ") and "\npayload: {\n" in done.stdout
 
 
-def test_why12_dlq_show_and_redrive_dry_run_print_the_key_literally(world: World) -> None:
+def test_why12_dlq_show_prints_the_key_literally(world: World) -> None:
     # GIVEN the dead letter of the file whose key holds markup and an OSC sequence
     letters = json.loads(cli(world.data_dir, "dlq", "list", "--json").stdout)
     [letter] = [x for x in letters if "bad[/b]" in x["key"]]
 
-    # WHEN it is shown, and its redrive planned
+    # WHEN it is shown
     show = cli(world.data_dir, "dlq", "show", letter["id"])
-    plan = cli(world.data_dir, "dlq", "redrive", letter["id"], "--dry-run")
 
-    # THEN both print the key literally, with escapes
+    # THEN each field is one literal line, control characters escaped
     assert_no_traceback(show)
     assert_shown_literally(show.stdout, f"key: {SHOWN_FAILING_KEY}")
+
+
+def test_why12_dlq_redrive_dry_run_prints_the_key_literally(world: World) -> None:
+    # GIVEN the dead letter of a file whose key holds markup
+    letters = json.loads(cli(world.data_dir, "dlq", "list", "--json").stdout)
+    [letter] = [x for x in letters if x["key"] == BROKEN_MARKUP_KEY]
+
+    # WHEN its redrive is planned
+    plan = cli(world.data_dir, "dlq", "redrive", letter["id"], "--dry-run")
+
+    # THEN the plan names the key as written
     assert_no_traceback(plan)
-    assert_shown_literally(plan.stdout, SHOWN_FAILING_KEY)
+    assert_shown_literally(plan.stdout, f"{BROKEN_MARKUP_KEY} ({letter['id']})")
 
 
 def test_why12_run_echo_line_prints_keys_literally(world: World) -> None:
