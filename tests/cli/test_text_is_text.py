@@ -354,6 +354,7 @@ def test_why13_a_webhook_url_that_cannot_work_is_one_line_at_load(tmp_path: Path
 def test_why12_demo_prints_its_data_dir_literally(tmp_path: Path) -> None:
     # GIVEN a demo folder whose name holds markup and an OSC sequence
     target = tmp_path / "demo[/b]\x1b]0;pwned\x07"
+    target.parent.mkdir()  # the "/" of "[/b]" makes "demo[" a folder of its own
 
     # WHEN the demo runs into it, with rich styling its output
     done = cli(tmp_path / "data", "demo", "--data-dir-out", str(target), FORCE_COLOR="1", TERM="xterm-256color")
