@@ -6,6 +6,7 @@ Errors raised as DocklineError become one line on stderr and a non-zero exit cod
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -16,18 +17,21 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from dockline import __version__
 from dockline.config import Settings, load_settings
 from dockline.errors import ConfigError, DocklineError, UsageError
 from dockline.jsonx import dumps
 from dockline.models import Status
+from dockline.render import LineHandler, LiteralTable, literal, say
 
 # Piped into a file or a CI log, tables get 160 columns instead of Rich's default 80
 # (COLUMNS still wins); a terminal keeps its own width.
 console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
-err = Console(stderr=True)
+# Errors and status lines are one line each: never folded at 80 columns when stderr is a
+# file or a pipe (rich's default width there), so a long key stays on one line.
+err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_DATA_DIR = "dockline-data"
 
@@ -71,7 +75,7 @@ class Context:
         return LocalEngine(
             self.data_dir,
             self.settings(),
-            echo=(lambda line: console.print(line, markup=False, highlight=False)) if echo else None,
+            echo=(lambda line: say(console, line)) if echo else None,
         )
 
 
@@ -111,10 +115,13 @@ def root(
     ctx.obj = Context(data_dir=data_dir, config=config)
 
 
-def _table(title: str, *columns: tuple[str, int]) -> Table:
+def _table(title: str, *columns: tuple[str, int]) -> LiteralTable:
     """A table that stays readable in 80 columns: (name, 0) never wraps, (name, n) folds
-    but keeps at least n characters, (name, -1) takes the remaining width."""
-    table = Table(title=title)
+    but keeps at least n characters, (name, -1) takes the remaining width.
+
+    Every str cell is shown literally (render.LiteralTable): keys, ids, reasons and
+    payloads are user data, never markup; a styled cell is a Text built here."""
+    table = LiteralTable(title=title)
     for name, width in columns:
         if width == 0:
             table.add_column(name, no_wrap=True)
@@ -135,7 +142,13 @@ def _status_style(status: str) -> str:
         "failed": "red",
         "conflict": "yellow",
         "duplicate": "cyan",
+        "superseded": "blue",  # a harmless race, not a failure: not red
     }.get(status, "white")
+
+
+def _status(status: str) -> Text:
+    """The status cell: the state's own words, coloured by _status_style."""
+    return literal(status, style=_status_style(status))
 
 
 # -- put / run -------------------------------------------------------------------------
@@ -155,7 +168,7 @@ def put(
         if engine.settings.pipeline.matches(key)
         else "  (note: the key does not match the trigger's prefix/suffix; it will not be processed)"
     )
-    console.print(f"put {file} -> {key}{note}", markup=False, highlight=False)
+    say(console, f"put {file} -> {key}{note}")
 
 
 @app.command()
@@ -196,11 +209,10 @@ def run(
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    err.print(
+    say(
+        err,
         f"watching {engine.bucket_dir} for {engine.settings.pipeline.prefix}* "
         f"({', '.join(engine.settings.pipeline.all_suffixes())}); Ctrl-C to stop",
-        markup=False,
-        highlight=False,
     )
     try:
         engine.watch(workers=workers, stop=stop, on_summary=_print_problems)
@@ -211,7 +223,7 @@ def run(
 
 def _print_problems(summary: Any) -> None:
     for problem in summary.errors:
-        err.print(f"not settled: {problem}", markup=False, highlight=False)
+        say(err, f"not settled: {problem}")
 
 
 def _print_summary(summary: Any) -> None:
@@ -219,7 +231,7 @@ def _print_summary(summary: Any) -> None:
     line = f"{len(summary.outcomes)} files settled in {summary.seconds:.2f}s: " + ", ".join(parts)
     if summary.busy:
         line += f"; {summary.busy} held by another process"
-    err.print(line, markup=False, highlight=False)
+    say(err, line)
     _print_problems(summary)
 
 
@@ -244,7 +256,9 @@ def ledger_list(
             if item.get("oversized")
             else dumps(item["payload"]).decode()
         )
-        table.add_row(item["pk"], item["key"], item["status"], payload if len(payload) < 80 else payload[:77] + "...")
+        # Cut before escaping, so an escape is never cut in half.
+        shown = payload if len(payload) < 80 else payload[:77] + "..."
+        table.add_row(item["pk"], item["key"], _status(item["status"]), shown)
     console.print(table)
 
 
@@ -264,8 +278,15 @@ def ledger_get(
         _print_json(item)
         return
     for name, value in item.items():
-        shown = dumps(value, indent=True).decode() if name == "payload" else str(value)
-        console.print(f"{name}: {shown}", markup=False, highlight=False)
+        if name == "payload":
+            # Indented JSON: its own newlines are layout (a JSON string cannot hold a raw
+            # one), so each line is printed literally on its own.
+            lines = dumps(value, indent=True).decode().split("\n")
+            say(console, f"{name}: {lines[0]}")
+            for line in lines[1:]:
+                say(console, line)
+        else:
+            say(console, f"{name}: {value}")
 
 
 @files_app.command("list")
@@ -296,7 +317,7 @@ def files_list(
             )
         table.add_row(
             row["key"],
-            f"[{_status_style(row['status'])}]{row['status']}[/]",
+            _status(row["status"]),
             row["pk"] or "",
             str(row["attempts"]),
             str(row["records"]),
@@ -405,7 +426,7 @@ def dlq_show(
         _print_json(row)
         return
     for name, value in row.items():
-        console.print(f"{name}: {value}", markup=False, highlight=False)
+        say(console, f"{name}: {value}")
 
 
 @dlq_app.command("redrive")
@@ -427,7 +448,7 @@ def dlq_redrive(
         from dockline.aws.deadletters import redrive_aws
 
         for line in redrive_aws(url, ids=ids, dry_run=dry_run, settings=c.settings()):
-            console.print(line, markup=False, highlight=False)
+            say(console, line)
         return
     engine = c.engine(create=False)
     steps = engine.plan_redrive(ids)
@@ -436,14 +457,12 @@ def dlq_redrive(
         return
     if dry_run:
         for step in steps:
-            console.print(
-                f"would {step.action}: {step.letter.ref.key} ({step.letter.id})", markup=False, highlight=False
-            )
+            say(console, f"would {step.action}: {step.letter.ref.key} ({step.letter.id})")
         return
     for step, outcome in engine.redrive(steps):
         state = "left in the DLQ" if outcome is None else str(outcome.status)
         reason = f": {outcome.error}" if outcome is not None and outcome.error else ""
-        console.print(f"{step.letter.ref.key}: {step.action} -> {state}{reason}", markup=False, highlight=False)
+        say(console, f"{step.letter.ref.key}: {step.action} -> {state}{reason}")
 
 
 # -- demo ------------------------------------------------------------------------------
@@ -477,7 +496,7 @@ def synth(
             raise UsageError("--mode must be 'queue' or 'direct'")
         settings = replace(settings, aws=replace(settings.aws, trigger=mode))
     for path in commands.synth(settings, out):
-        console.print(f"wrote {path}", markup=False, highlight=False)
+        say(console, f"wrote {path}")
 
 
 @app.command()
@@ -497,13 +516,16 @@ def deploy(
 def main() -> None:
     """Console-script entry point: one-line errors, never a traceback."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    # Warnings from the library (a failed delivery, with the receiver's answer) are
+    # printed like errors: one literal line each, never raw.
+    logging.getLogger("dockline").addHandler(LineHandler(err))
     try:
         app()
     except (UsageError, ConfigError) as exc:
-        err.print(f"dockline: error: {exc}", markup=False, highlight=False)
+        say(err, f"dockline: error: {exc}")
         sys.exit(2)
     except DocklineError as exc:
-        err.print(f"dockline: error: {exc}", markup=False, highlight=False)
+        say(err, f"dockline: error: {exc}")
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

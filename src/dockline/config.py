@@ -37,6 +37,7 @@ Example ``dockline.toml``::
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -44,8 +45,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from dockline import endpoints
 from dockline.errors import ConfigError
-from dockline.models import BadRecordPolicy, ConflictPolicy, RecordMode
+from dockline.models import BadRecordPolicy, ConflictPolicy, RecordMode, Status
 
 DEFAULT_SUFFIXES: tuple[str, ...] = (".json", ".jsonl", ".ndjson", ".csv")
 CONFIG_FILE_NAME = "dockline.toml"
@@ -220,11 +222,53 @@ def _subscription(raw: Any, index: int) -> WebhookSubscription | EmailSubscripti
         body["to"] = [body["to"]]
     if kind == "webhook":
         webhook: WebhookSubscription = _check_required(section, WebhookSubscription, body, ("url",))
-        return webhook
+        return _check_webhook(section, webhook)
     if kind == "email":
         email: EmailSubscription = _check_required(section, EmailSubscription, body, ("host", "to"))
-        return email
+        return _check_email(section, email)
     raise ConfigError(f"[{section}] type must be 'webhook' or 'email', not {kind!r}")
+
+
+def _shown_url(url: str) -> str:
+    """The URL for an error message: without user:password@ and the query, which may hold
+    secrets; never raises, however malformed the URL is."""
+    url = re.sub(r"^([^:/?#]*://)[^/?#]*@", r"\1", url)
+    return url.partition("?")[0]
+
+
+def _check_delivery(section: str, sub: WebhookSubscription | EmailSubscription) -> None:
+    if sub.timeout_seconds <= 0:
+        raise ConfigError(f"[{section}] timeout_seconds must be more than 0")
+    statuses = {str(s) for s in Status}
+    for status in sub.filter_status:
+        if status not in statuses:
+            raise ConfigError(f"[{section}] filter_status {status!r} is not one of {', '.join(sorted(statuses))}")
+
+
+def _check_webhook(section: str, sub: WebhookSubscription) -> WebhookSubscription:
+    """Refuse, in one line, a webhook that could never deliver. Raises ConfigError."""
+    problem = endpoints.url_problem(sub.url)
+    if problem:
+        raise ConfigError(f"[{section}] webhook url {_shown_url(sub.url)!r} {problem}")
+    _check_delivery(section, sub)
+    return sub
+
+
+def _check_email(section: str, sub: EmailSubscription) -> EmailSubscription:
+    """Refuse, in one line, an email subscription that could never deliver. Raises ConfigError."""
+    problem = endpoints.host_problem(sub.host)
+    if problem:
+        raise ConfigError(f"[{section}] email host: {problem}")
+    if not 1 <= sub.port <= 65535:
+        raise ConfigError(f"[{section}] email port must be from 1 to 65535, not {sub.port}")
+    if not sub.to:
+        raise ConfigError(f"[{section}] email to must name at least one address")
+    for name, address in [("sender", sub.sender), *(("to", a) for a in sub.to)]:
+        problem = endpoints.address_problem(address) if isinstance(address, str) else "is not a string"
+        if problem:
+            raise ConfigError(f"[{section}] email {name} address {address!r} {problem}")
+    _check_delivery(section, sub)
+    return sub
 
 
 def _check_required(section: str, cls: type, body: dict[str, Any], required: tuple[str, ...]) -> Any:
@@ -270,6 +314,12 @@ def _validate(settings: Settings) -> Settings:
     for sub in a.subscriptions:
         if sub.protocol not in ("email", "sms", "https", "sqs"):
             raise ConfigError(f"[aws.subscriptions] protocol must be email, sms, https or sqs, not {sub.protocol!r}")
+        if sub.protocol == "https" and (problem := endpoints.url_problem(sub.endpoint, schemes=("https",))):
+            raise ConfigError(f"[aws.subscriptions] https endpoint {_shown_url(sub.endpoint)!r} {problem}")
+        if sub.protocol == "email" and (problem := endpoints.address_problem(sub.endpoint, display_name=False)):
+            raise ConfigError(f"[aws.subscriptions] email endpoint {sub.endpoint!r} {problem}")
+    if a.alarm_email is not None and (problem := endpoints.address_problem(a.alarm_email, display_name=False)):
+        raise ConfigError(f"[aws] alarm_email {a.alarm_email!r} {problem}")
     if settings.local.concurrency < 1:
         raise ConfigError("[local] concurrency must be at least 1")
     return settings

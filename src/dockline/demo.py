@@ -11,13 +11,14 @@ from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from dockline.config import LocalSettings, Settings
 from dockline.errors import UsageError
 from dockline.jsonx import dumps
 from dockline.local.engine import LocalEngine
 from dockline.local.queries import list_files, list_items
+from dockline.render import LiteralTable, literal, say
 
 # (sample file, what it shows), put in this order
 SAMPLES: tuple[tuple[str, str], ...] = (
@@ -42,7 +43,7 @@ def run_demo(console: Console, *, target: Path | None = None) -> Path:
     # put writes atomically, so there is no half-written file to wait for
     engine = LocalEngine(data_dir, replace(Settings(), local=LocalSettings(settle_seconds=0)))
     samples = resources.files("dockline") / "samples"
-    console.print(f"[bold]dockline demo[/] - data dir: {data_dir}\n")
+    console.print(Text.assemble(("dockline demo", "bold"), " - data dir: ", literal(str(data_dir)), "\n"))
     for name, why in SAMPLES:
         with resources.as_file(samples / name) as path:
             staged = engine.staging_dir / name
@@ -50,10 +51,11 @@ def run_demo(console: Console, *, target: Path | None = None) -> Path:
             shutil.copyfile(path, staged)
             engine.store.put(staged, f"incoming/{name}", staging=engine.staging_dir)
             staged.unlink()
-        console.print(f"  put incoming/{name:<26} {why}", highlight=False)
+        say(console, f"  put incoming/{name:<26} {why}")
     summary = engine.run_once(max_wait_seconds=5)
     console.print()
-    table = Table(title="What happened to each file")
+    # Keys, pks and reasons are shown literally (LiteralTable); only the status is styled.
+    table = LiteralTable(title="What happened to each file")
     table.add_column("file (under incoming/)", no_wrap=True, max_width=26, overflow="ellipsis")
     table.add_column("status", no_wrap=True)
     table.add_column("pk", no_wrap=True, max_width=16, overflow="ellipsis")
@@ -64,10 +66,10 @@ def run_demo(console: Console, *, target: Path | None = None) -> Path:
         detail = row["error"] or (f"{row['records']} records" if row["records"] > 1 else "")
         name = row["key"].removeprefix(engine.settings.pipeline.prefix)
         pk = row["pk"] or ""
-        table.add_row(name, f"[{styles.get(status, 'white')}]{status}[/]", pk, detail)
+        table.add_row(name, literal(status, style=styles.get(status, "white")), pk, detail)
     console.print(table)
     items = list_items(engine.db)
-    ledger = Table(title=f"Ledger: {len(items)} items")
+    ledger = LiteralTable(title=f"Ledger: {len(items)} items")
     ledger.add_column("pk", no_wrap=True, max_width=28, overflow="ellipsis")
     ledger.add_column("payload (numbers exact)", no_wrap=True, overflow="ellipsis", ratio=1)
     for item in items:
@@ -78,10 +80,10 @@ def run_demo(console: Console, *, target: Path | None = None) -> Path:
         f"{len(messages)} notifications published, {len(list(engine.dead_letters.list()))} dead letter(s); "
         f"settled in {summary.seconds * 1000:.0f} ms.\n"
     )
-    console.print("Explore it:", highlight=False)
+    say(console, "Explore it:")
     program = _program()
     for command in ("files list", "ledger list --json", "notifications list", "dlq list"):
-        console.print(f"  {program} --data-dir {data_dir} {command}", highlight=False, markup=False, soft_wrap=True)
+        say(console, f"  {program} --data-dir {data_dir} {command}")
     return data_dir
 
 

@@ -82,3 +82,174 @@ def test_the_lambda_reads_pipeline_settings_from_the_environment() -> None:
     )
     with pytest.raises(ConfigError, match="DOCKLINE_RETRIES must be a whole number"):
         settings_from_env({"DOCKLINE_RETRIES": "many"})
+
+
+# -- issue 8, Why 13 / What to build 14: deliveries that could never work are refused at load --
+def _webhook(url: str, **more: object) -> dict[str, object]:
+    return {
+        "local": {
+            "subscriptions": [
+                {"type": "email", "host": "h", "to": "a@b.example"},
+                {"type": "webhook", "url": url, **more},
+            ]
+        }
+    }
+
+
+def _email(**fields: object) -> dict[str, object]:
+    return {
+        "local": {"subscriptions": [{"type": "email", "host": "smtp.example.com", "to": ["ops@example.com"], **fields}]}
+    }
+
+
+def _one_line_error(document: dict[str, object]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(document)
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://[::1/hook", ["not a valid URL", "Invalid IPv6 URL"]),  # was a ValueError traceback
+        ("http://[zz::1]/hook", ["IPv6"]),
+        ("http://[::1]x/hook", ["after the IPv6 address"]),
+        ("http://[127.0.0.1]/hook", ["address"]),
+        ("http://::1/hook", ["without brackets"]),
+        ("http://hooks.example.com/my hook", ["a space at position 28", "percent-encode"]),  # passed before
+        ("http://exa mple.com/hook", ["a space"]),
+        ("http://example.com/\x1b[31m", ["'\\x1b'"]),
+        ("http://example.com/x\r\nX-Injected: 1", ["'\\r'"]),
+        ("http://example.com/\u202ekoob", ["'\\u202e'"]),
+        ("ftp://example.com/hook", ["must start with http:// or https://"]),
+        ("example.com/hook", ["must start with http:// or https://"]),
+        ("http:///hook", ["has no host"]),
+        ("http://user@/hook", ["has no host"]),
+        ("http://:8080/hook", ["has no host"]),
+        ("http://example.com:99999/hook", ["port '99999' is not a number from 1 to 65535"]),
+        ("http://example.com:0/hook", ["port '0'"]),
+        ("http://example.com:8a/hook", ["port '8a'"]),
+        ("http://example.com:+80/hook", ["port '+80'"]),
+        ("http://[::1]:70000/hook", ["port '70000'"]),
+        ("http://exa<mple.com/hook", ["not a valid host name"]),
+        ("http://-bad-.example.com/hook", ["not a valid host name"]),
+        ("http://a..b.example.com/hook", ["not a valid host name"]),
+        ("http://999.1.1.1/hook", ["not a valid IPv4 address"]),
+        ("http://example.com/ünïcode", ["non-ASCII", "percent-encode"]),
+    ],
+)
+def test_why13_a_webhook_url_that_cannot_work_is_one_line_naming_the_subscription(url: str, words: list[str]) -> None:
+    message = _one_line_error(_webhook(url))
+    assert message.startswith("[local.subscriptions #2] webhook url "), message
+    for word in words:
+        assert word in message, message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/h",
+        "http://[::1]:8080/hook",
+        "http://[::1]/hook",
+        "http://[fe80::1%25eth0]:8080/hook",
+        "https://hooks.example.com/services/T0/B0/x?token=a%20b#frag",
+        "https://user:p%40ss@hooks.example.com/hook",
+        "https://user:p@ss@hooks.example.com/hook",  # the last "@" ends the userinfo
+        "http://receiver_1:8080/hook",  # a compose service name
+        "http://localhost./hook",
+        "http://localhost:/hook",  # empty port: the scheme's default
+        "https://bücher.example/hook",  # IDNA
+        "HTTPS://EXAMPLE.COM/Hook",
+    ],
+)
+def test_why13_usable_webhook_urls_are_accepted(url: str) -> None:
+    settings = parse_settings(_webhook(url))
+    assert settings.local.subscriptions[1].url == url  # type: ignore[union-attr]
+
+
+def test_why13_a_webhook_error_does_not_show_credentials_or_the_query() -> None:
+    message = _one_line_error(_webhook("https://user:s3cret@hooks.example.com:99999/x?token=t0ken"))
+    assert "s3cret" not in message and "t0ken" not in message
+    assert "'https://hooks.example.com:99999/x'" in message
+
+
+@pytest.mark.parametrize(
+    ("more", "words"),
+    [
+        ({"timeout_seconds": 0}, "timeout_seconds must be more than 0"),
+        ({"filter_status": ["fail"]}, "filter_status 'fail' is not one of"),
+    ],
+)
+def test_why13_webhook_timeout_and_filter_are_checked(more: dict[str, object], words: str) -> None:
+    message = _one_line_error(_webhook("http://127.0.0.1:9/h", **more))
+    assert message.startswith("[local.subscriptions #2] ") and words in message, message
+
+
+def test_why13_a_filter_on_any_final_state_is_accepted() -> None:
+    statuses = ["processed", "failed", "conflict", "duplicate", "superseded"]
+    settings = parse_settings(_webhook("http://127.0.0.1:9/h", filter_status=statuses))
+    assert settings.local.subscriptions[1].filter_status == tuple(statuses)
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"host": ""}, "email host: the host is empty"),
+        ({"host": "smtp example.com"}, "email host: the host has a space"),
+        ({"host": "[::1]"}, "not a valid IPv6 address"),
+        ({"host": "smtp.exa\x1bmple.com"}, "'\\x1b'"),
+        ({"port": 0}, "email port must be from 1 to 65535, not 0"),
+        ({"port": 70000}, "email port must be from 1 to 65535, not 70000"),
+        ({"to": []}, "email to must name at least one address"),
+        ({"to": ["ops"]}, "email to address 'ops' is not of the form name@domain"),
+        ({"to": ["ops@"]}, "is not of the form name@domain"),
+        ({"to": ["@example.com"]}, "is not of the form name@domain"),
+        ({"to": ["o ps@example.com"]}, "invalid part before the '@'"),
+        ({"to": ["ops..x@example.com"]}, "invalid part before the '@'"),
+        ({"to": ["ops@exa mple.com"]}, "invalid domain"),
+        ({"to": ["ops@example.com\r\nBcc: x@y.example"]}, "'\\r'"),
+        ({"to": ["ops@[999.1.1.1]"]}, "invalid address literal"),
+        ({"to": [5]}, "email to address 5 is not a string"),
+        ({"sender": "dockline"}, "email sender address 'dockline' is not of the form name@domain"),
+        ({"sender": 'Dock "line" <d@example.com>'}, "display name"),
+        ({"timeout_seconds": 0}, "timeout_seconds must be more than 0"),
+    ],
+)
+def test_why13_an_email_subscription_that_cannot_work_is_one_line(fields: dict[str, object], words: str) -> None:
+    message = _one_line_error(_email(**fields))
+    assert message.startswith("[local.subscriptions #1] "), message
+    assert words in message, message
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"host": "::1", "port": 2525},
+        {"host": "127.0.0.1", "port": 65535, "sender": "Dockline <dockline@example.com>"},
+        {"to": ["ops@localhost", "o.p+s@example.com", "ops@[127.0.0.1]", "ops@[IPv6:::1]"]},
+        {"to": ["Ops Team <ops@example.com>", "jürgen@bücher.example"]},
+    ],
+)
+def test_why13_plausible_email_settings_are_accepted(fields: dict[str, object]) -> None:
+    assert parse_settings(_email(**fields)).local.subscriptions[0].host  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("aws", "words"),
+    [
+        (
+            {"subscriptions": [{"protocol": "https", "endpoint": "http://hooks.example.com/x"}]},
+            "must start with https://",
+        ),
+        ({"subscriptions": [{"protocol": "https", "endpoint": "https://[::1/x"}]}, "not a valid URL"),
+        ({"subscriptions": [{"protocol": "https", "endpoint": "https://a b/x"}]}, "a space"),
+        ({"subscriptions": [{"protocol": "email", "endpoint": "team"}]}, "email endpoint 'team' is not of the form"),
+        ({"subscriptions": [{"protocol": "email", "endpoint": "Team <t@example.com>"}]}, "email endpoint"),
+        ({"alarm_email": "oncall"}, "[aws] alarm_email 'oncall' is not of the form"),
+    ],
+)
+def test_why13_aws_subscription_endpoints_are_checked_too(aws: dict[str, object], words: str) -> None:
+    message = _one_line_error({"aws": aws})
+    assert words in message, message

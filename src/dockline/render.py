@@ -1,0 +1,139 @@
+"""Text is text: user data reaches the terminal literally, never as markup or control codes.
+
+Keys, ids, reasons and payloads come from whoever can write to the bucket. Printed
+through rich as a plain ``str`` they are read as markup (``[/b]`` crashes the table,
+``[red]x[/red]`` turns red, ``:smile:`` becomes an emoji) and their control characters
+reach the terminal raw (an ESC sequence can recolour it or set its title; CR can
+overwrite what was printed; U+202E reverses the text after it).
+
+So user data is printed only as a ``rich.text.Text`` (never parsed as markup or
+emoji codes) whose characters are first made visible:
+
+- every character Python's ``repr`` would escape is shown the way ``repr`` shows it:
+  C0 and C1 controls and DEL (``\\x1b``, ``\\x9b``, ``\\x7f``; ``\\t``, ``\\n``, ``\\r``),
+  format characters such as bidi overrides and zero-width ones (``\\u202e``, ``\\u200b``),
+  line and paragraph separators, lone surrogates (a file name that was not UTF-8),
+  unassigned and private-use code points, and spaces other than U+0020 (``\\xa0``);
+- everything else, backslashes and quotes included, is shown as it is, so an ordinary
+  key reads exactly as it was written. (A key may therefore contain the four
+  characters ``\\x1b`` and look like an escaped ESC; what matters is that the real ESC
+  never reaches the terminal. ``--json`` output is exact.)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.protocol import is_renderable
+from rich.style import StyleType
+from rich.table import Table
+from rich.text import Text
+
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def visible(text: str) -> str:
+    """``text`` with every non-printable character replaced by its escape (see the module)."""
+    if text.isprintable():  # the common case: one C-level scan, no copy
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    named = _NAMED.get(ch)
+    if named is not None:
+        return named
+    code = ord(ch)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def literal(text: str, style: StyleType = "") -> Text:
+    """A Text showing ``text`` exactly, control characters as escapes; never markup."""
+    return Text(visible(text), style=style)
+
+
+def say(console: Console, text: str, *, style: StyleType = "") -> None:
+    """Print ``text`` literally as one line: no markup, no emoji codes, no highlighting,
+    control characters escaped (so an embedded newline cannot start a second line), and
+    never wrapped by rich at the console's width (a terminal may still fold it on screen)."""
+    console.print(literal(text, style=style), soft_wrap=True, highlight=False)
+
+
+def cell(value: Any) -> RenderableType:
+    """A table cell: a ``str`` (or anything else but a ready-made renderable) becomes
+    literal text. A ``Text`` keeps its styles and its line breaks (our own code may build
+    a multi-line cell), but its other control characters are escaped too: ``Text(key)``
+    is safe from markup, not from ESC. Other rich renderables are kept as built."""
+    if isinstance(value, str):
+        return literal(value)
+    if value is None:
+        return Text("")
+    if isinstance(value, Text):
+        return visible_text(value)
+    if is_renderable(value):
+        renderable: RenderableType = value
+        return renderable
+    return literal(str(value))
+
+
+def visible_text(text: Text) -> Text:
+    """``text`` with every non-printable character but LF escaped, styles kept."""
+    if all(line.isprintable() for line in text.plain.split("\n")):
+        return text
+    # Cut at every style boundary, escape each piece, and put the styles back on the
+    # (possibly longer) escaped piece.
+    offsets = sorted({span.start for span in text.spans} | {span.end for span in text.spans})
+    shown = text.blank_copy()
+    for piece in text.divide(offsets):
+        start = len(shown)
+        shown.append("\n".join(visible(line) for line in piece.plain.split("\n")))
+        for span in piece.spans:
+            shown.stylize(span.style, start, len(shown))
+    return shown
+
+
+class LiteralTable(Table):
+    """A rich Table whose ``add_row`` shows every ``str`` cell literally (see ``cell``).
+
+    Tables of user data are built on this, so a new column cannot reintroduce markup
+    by forgetting to escape: only our own code can add a styled cell, as a ``Text``.
+    """
+
+    def add_row(
+        self,
+        *renderables: RenderableType | None,
+        style: StyleType | None = None,
+        end_section: bool = False,
+    ) -> None:
+        super().add_row(*(cell(r) for r in renderables), style=style, end_section=end_section)
+
+
+class LineHandler(logging.Handler):
+    """Writes each log record as one literal line (``dockline: warning: ...``) on ``console``.
+
+    Log messages carry text from outside: keys, and what a webhook or SMTP server
+    answered (an HTTP reason phrase can hold an ESC sequence). Python's fallback handler
+    would write them raw; this one escapes them like every other line, and keeps an
+    exception to its one-line ``Type: message`` (a traceback is a bug to report, not
+    output).
+    """
+
+    def __init__(self, console: Console, level: int = logging.WARNING) -> None:
+        super().__init__(level)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                message += f" ({type(exc).__name__}: {exc})"
+            say(self.console, f"dockline: {record.levelname.lower()}: {message}")
+        except Exception:  # noqa: BLE001 - logging must never raise; this is the logging module's own rule
+            self.handleError(record)
