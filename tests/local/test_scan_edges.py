@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -294,3 +295,35 @@ def _files(data_dir: Path) -> list[dict[str, str]]:
     done = run_cli(data_dir, "files", "list", "--json")
     assert done.returncode == 0, done.stderr
     return list(json.loads(done.stdout))
+
+
+def test_why1_a_folder_too_deep_to_hold_a_key_fails_once_as_a_whole(engine: LocalEngine) -> None:
+    # GIVEN folders nested beyond 1,024 bytes of key, with files at the bottom
+    deep = engine.bucket_dir / "incoming" / Path(*["d" * 250] * 5)
+    deep.mkdir(parents=True)
+    for n in range(3):
+        (deep / f"{n}.json").write_text('{"id": "deep"}')
+    drop(engine, GOOD_KEY, GOOD)
+    # WHEN the engine runs
+    summary = engine.run_once(max_wait_seconds=5)
+    # THEN the folder that first passes the limit fails once, with the reason; the rest goes on
+    assert summary.errors == []
+    failed = [key for key, rows in files_by_key(engine).items() if rows[0]["status"] == "failed"]
+    assert failed == [f"incoming/{'/'.join(['d' * 250] * 5)}/"], [len(k) for k in failed]
+    assert_failed_cleanly(engine, failed[0], "longer than 1,024 bytes")
+    assert_good_file_processed(engine)
+
+
+def test_the_walk_holds_one_descriptor_per_level_not_per_folder(engine: LocalEngine) -> None:
+    # GIVEN more sibling folders than the descriptors the process may open
+    for n in range(300):
+        drop(engine, f"incoming/f{n:03d}/x.json", {"id": f"x{n}"})
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # WHEN the bucket is scanned under a limit of 128 descriptors
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(128, hard), hard))
+    try:
+        result = engine.scan()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    # THEN every file is found
+    assert len(result.ready) == 300

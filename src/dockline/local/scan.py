@@ -26,19 +26,16 @@ import signal
 import stat
 import sys
 import time
-from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple
 
-from dockline.config import PipelineSettings, Settings
+from dockline.config import Settings
 from dockline.errors import ObjectGoneError, PermanentError, TransientError
 from dockline.local.db import Database
 from dockline.local.names import name_problems, printable, refused_version
 from dockline.local.store import FolderStore, ref_for, special_version, unread_version
+from dockline.local.walk import Found, walk
 from dockline.models import ObjectRef
 
-_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # Linux's F_SETSIG (the fcntl module does not name it). A conflicting open while we hold
 # a lease sends the holder a signal; SIGIO's default action would kill the process, so
 # the lease asks for SIGURG instead, which is ignored unless handled.
@@ -53,14 +50,6 @@ class ScanResult:
     unsettled: list[str]  # still being written: wait for them
 
 
-class Found(NamedTuple):
-    key: str  # as read from the disk: undecodable bytes are lone surrogates
-    st: os.stat_result
-    unlisted: bool = False  # a folder that cannot be listed (key ends with '/')
-    folder: int = -1  # the walk's descriptor of the folder holding it, valid until the next entry
-    name: str = ""
-
-
 def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds: float) -> ScanResult:
     """Every matching object version that is not settled yet, oldest first."""
     now = time.time()
@@ -71,7 +60,7 @@ def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds
     root = store.root
     for found in walk(root, settings.pipeline):
         key, st = found.key, found.st
-        problems = ("denied",) if found.unlisted else name_problems(key)
+        problems = found.refused or name_problems(key)
         if problems:
             ready.append(ref_for(root, printable(key), st, refused_version(problems, st.st_ino, st.st_mtime_ns)))
             continue
@@ -183,108 +172,3 @@ def held_for_writing(fd: int) -> bool | None:
         return None  # EACCES (not the owner), EINVAL (no leases on this file system), ...
     fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
     return False
-
-
-# -- the walk -------------------------------------------------------------------------------
-def walk(root: Path, pipeline: PipelineSettings) -> Iterator[Found]:
-    """Matching entries below ``root`` (files of a folder before its subfolders, by name).
-
-    Folders are opened one by one with O_NOFOLLOW relative to their parent, so a folder
-    swapped for a link is never entered. Dot names are skipped (rsync's and editors'
-    temporary files, and ``put``'s). A folder that cannot be listed is reported, not skipped.
-    """
-    prefix = pipeline.prefix
-    start = prefix.split("/")[:-1]
-    try:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    except PermissionError:
-        yield Found("./", root.stat(), unlisted=True)
-        return
-    rel = ""
-    for part in start:  # straight to the prefix's folder
-        key = f"{rel}{part}"
-        try:
-            inner = os.open(part, _FOLDER, dir_fd=fd)
-        except PermissionError:
-            found = _unlisted(key, part, fd)
-            os.close(fd)
-            if found is not None:
-                yield found
-            return
-        except OSError:  # missing, a link or a file: nothing to scan
-            os.close(fd)
-            return
-        os.close(fd)
-        fd, rel = inner, f"{key}/"
-    yield from _walk_from(fd, rel, pipeline)
-
-
-def _walk_from(top: int, top_rel: str, pipeline: PipelineSettings) -> Iterator[Found]:
-    stack = [(top, top_rel)]
-    try:
-        while stack:
-            fd, rel = stack.pop()
-            try:
-                subfolders = yield from _walk_folder(fd, rel, pipeline)
-            finally:
-                os.close(fd)
-            stack.extend(reversed(subfolders))
-    finally:
-        for fd, _rel in stack:
-            os.close(fd)
-
-
-def _walk_folder(fd: int, rel: str, pipeline: PipelineSettings) -> Generator[Found, None, list[tuple[int, str]]]:
-    """Yield this folder's matching files; return its subfolders, opened."""
-    subfolders: list[tuple[int, str]] = []
-    try:
-        os.stat(".", dir_fd=fd)  # needs search permission: without it nothing below can be read
-        entries = sorted(os.scandir(fd), key=lambda e: e.name)
-    except PermissionError:
-        yield Found(rel or "./", os.fstat(fd), unlisted=True)
-        return subfolders
-    except OSError:
-        return subfolders  # removed meanwhile
-    try:
-        for entry in entries:
-            name = entry.name
-            if name.startswith("."):
-                continue
-            key = rel + name
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if not _may_hold(f"{key}/", pipeline.prefix):
-                        continue
-                    try:
-                        subfolders.append((os.open(name, _FOLDER, dir_fd=fd), f"{key}/"))
-                    except PermissionError:
-                        found = _unlisted(key, name, fd)
-                        if found is not None:
-                            yield found
-                    except OSError:
-                        pass  # gone, or swapped for a link: never entered
-                    continue
-                if not pipeline.matches(key):
-                    continue
-                yield Found(key, entry.stat(follow_symlinks=False), folder=fd, name=name)
-            except FileNotFoundError:
-                continue
-    except BaseException:
-        for sub, _rel in subfolders:
-            os.close(sub)
-        raise
-    return subfolders
-
-
-def _unlisted(key: str, name: str, parent: int) -> Found | None:
-    try:
-        return Found(f"{key}/", os.stat(name, dir_fd=parent, follow_symlinks=False), unlisted=True)
-    except OSError:
-        return None
-
-
-def _may_hold(folder_key: str, prefix: str) -> bool:
-    """Can keys below this folder match the prefix?"""
-    return folder_key.startswith(prefix) or prefix.startswith(folder_key)
