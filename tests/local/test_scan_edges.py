@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from dockline.config import PipelineSettings
 from dockline.errors import UsageError
 from dockline.local.engine import LocalEngine
-from dockline.local.names import check_key, name_problems, printable
+from dockline.local.names import check_key, from_printable, name_problems, printable
+from dockline.local.scan import current_ref
 from tests.local.conftest import (
     TRACEBACK_MARKERS,
     cli_command,
@@ -51,6 +52,7 @@ BAD_NAMES: dict[bytes, tuple[str, tuple[str, ...]]] = {
     b"bell\x07.json": ("incoming/bell\\x07.json", ("control character",)),
     b"esc\x1b[31mred.json": ("incoming/esc\\x1b[31mred.json", ("control character",)),
     b"new\nline.json": ("incoming/new\\x0aline.json", ("control character",)),
+    "c1-\x85.json".encode(): ("incoming/c1-\\u0085.json", ("control character",)),
     LONG_FOLDERS.encode() + b"/" + b"x" * 20 + b".json": (
         f"incoming/{LONG_FOLDERS}/{'x' * 20}.json",
         ("longer than 1,024 bytes",),
@@ -164,7 +166,9 @@ def test_why1_a_printable_name_is_a_key_only_when_the_name_was_one(raw: bytes) -
     # WHEN it is judged
     problems = name_problems(key)
     shown = printable(key)
-    # THEN a good name is its own key; a bad one shows as something no good name can be
+    # THEN the printable form leads back to the name
+    assert from_printable(shown) == key
+    # AND a good name is its own key; a bad one shows as something no good name can be
     if problems:
         with pytest.raises(UsageError):
             check_key(shown)
@@ -172,6 +176,26 @@ def test_why1_a_printable_name_is_a_key_only_when_the_name_was_one(raw: bytes) -
         assert shown == key and check_key(key) == key
     shown.encode("utf-8")  # no undecodable byte is left raw ...
     assert not [c for c in shown if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F]  # ... nor a control character
+
+
+def test_why1_a_redrive_plan_sees_a_bad_name_again_without_failing(any_suffix_engine: LocalEngine) -> None:
+    # GIVEN bad names settled as failed, listed under their printable keys
+    engine = any_suffix_engine
+    for name in BAD_NAMES:
+        drop_raw(engine, name)
+    engine.run_once(max_wait_seconds=5)
+    failed = {letter.ref.key: letter.ref for letter in letters(engine)}
+    assert set(failed) == {shown for shown, _words in BAD_NAMES.values()}
+    # WHEN a redrive plan asks for each key's object as it is now
+    # THEN it gets the same object version back, refused for the same reason
+    for key, ref in failed.items():
+        now = current_ref(engine.store, key)
+        assert now is not None and (now.key, now.version) == (ref.key, ref.version), key
+    # AND once renamed away, the key has no object any more
+    renamed = os.fsencode(engine.bucket_dir / "incoming") + b"/bad\xff\xfe.json"
+    os.rename(renamed, os.fsencode(engine.bucket_dir / "incoming" / "fixed.json"))
+    assert current_ref(engine.store, "incoming/bad\\xff\\xfe.json") is None
+    assert current_ref(engine.store, "incoming/fixed.json") is not None
 
 
 # -- links and FIFOs swapped in while the scan runs ----------------------------------------

@@ -73,9 +73,10 @@ def name_problems(name: str) -> tuple[str, ...]:
 
 
 def printable(name: str) -> str:
-    r"""The name with what cannot be shown made visible: undecodable bytes and control
-    characters as ``\xNN``, a backslash as ``\\``. Reversible, and never a valid key when
-    the name was not one (it then holds a backslash, or is too long)."""
+    r"""The name with what cannot be shown made visible: an undecodable byte as ``\xNN``
+    (80-ff), a control character as ``\xNN`` (00-1f, 7f) or ``\u00NN`` (80-9f), a
+    backslash as ``\\``. Reversible (``from_printable``), and never a valid key when
+    the name was not one: it then holds a backslash, or is too long."""
     if "\\" not in name and not any(_is_undecoded(c) or _is_control(c) for c in name):
         return name
     shown: list[str] = []
@@ -85,10 +86,27 @@ def printable(name: str) -> str:
         elif _is_undecoded(char):
             shown.append(f"\\x{ord(char) - 0xDC00:02x}")
         elif _is_control(char):
-            shown.append(f"\\x{ord(char):02x}")
+            shown.append(f"\\x{ord(char):02x}" if ord(char) < 0x80 else f"\\u{ord(char):04x}")
         else:
             shown.append(char)
     return "".join(shown)
+
+
+_ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
+def from_printable(shown: str) -> str:
+    """The name as read from the disk (undecodable bytes as lone surrogates) back from
+    its printable form."""
+
+    def original(match: re.Match[str]) -> str:
+        escape = match.group(1)
+        if escape == "\\":
+            return "\\"
+        code = int(escape[1:], 16)
+        return chr(0xDC00 + code) if escape[0] == "x" and code >= 0x80 else chr(code)
+
+    return _ESCAPE.sub(original, shown) if "\\" in shown else shown
 
 
 def refused_version(problems: tuple[str, ...], inode: int, mtime_ns: int) -> str:

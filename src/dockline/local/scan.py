@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from dockline.config import Settings
 from dockline.errors import ObjectGoneError, PermanentError, TransientError
 from dockline.local.db import Database
-from dockline.local.names import name_problems, printable, refused_version
+from dockline.local.names import from_printable, name_problems, printable, refused_version
 from dockline.local.store import FolderStore, ref_for, special_version, unread_version
 from dockline.local.walk import Found, walk
 from dockline.models import ObjectRef
@@ -41,6 +41,7 @@ from dockline.models import ObjectRef
 # the lease asks for SIGURG instead, which is ignored unless handled.
 _F_SETSIG = getattr(fcntl, "F_SETSIG", 10)
 _LEASES = sys.platform == "linux"
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
 
 
@@ -145,6 +146,51 @@ def version_of(store: FolderStore, key: str, st: os.stat_result) -> str:
         return _sha256(fd)
     finally:
         os.close(fd)
+
+
+def current_ref(store: FolderStore, key: str) -> ObjectRef | None:
+    """The object listed as ``key`` (its printable form) as a scan would see it now, for a
+    redrive plan; None when it is gone, is a folder, or its folders cannot be entered.
+
+    Never raises for a key a scan listed: a name that cannot be a key gets its refusal
+    version again, so redriving it fails that one letter, not the whole redrive.
+    """
+    if key.endswith("/"):  # a folder reported whole: its files are scanned on their own
+        return None
+    raw = from_printable(key)
+    *folders, name = raw.split("/")
+    try:
+        fd = os.open(store.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        for part in folders:
+            inner = os.open(part, _FOLDER, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        problems = name_problems(raw)
+        if problems:
+            version = refused_version(problems, st.st_ino, st.st_mtime_ns)
+        elif not stat.S_ISREG(st.st_mode):
+            version = special_version(st)
+        else:
+            try:
+                file_fd, st = store.open_regular_at(fd, name, raw)
+            except ObjectGoneError:
+                return None
+            except PermanentError:
+                version = special_version(st)
+            else:
+                try:
+                    version = unread_version(st) if store.too_big(st) else _sha256(file_fd)
+                finally:
+                    os.close(file_fd)
+    except (OSError, TransientError):
+        return None
+    finally:
+        os.close(fd)
+    return ref_for(store.root, key, st, version)
 
 
 def _sha256(fd: int) -> str:
