@@ -8,6 +8,7 @@ see exactly one outcome: `processed`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import dockline
 from dockline.local.engine import LocalEngine
 from tests.local.conftest import files_by_key, letters, messages, settings
 
@@ -110,3 +112,43 @@ def test_why9_watch_waits_for_a_writer_that_pauses_with_the_file_open(
     # THEN exactly one outcome: processed, with no failure and no dead letter
     assert not watcher.is_alive()
     assert_exactly_one_outcome_processed(engine)
+
+
+PROBE = """
+import os, sys, time
+from dockline.local.scan import held_for_writing
+seen = set()
+deadline = time.monotonic() + 2
+while time.monotonic() < deadline:
+    fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        seen.add(held_for_writing(fd))
+    finally:
+        os.close(fd)
+print(sorted(map(str, seen)))
+"""
+
+
+def test_the_lease_probe_survives_writers_opening_the_file_meanwhile(tmp_path: Path) -> None:
+    # GIVEN a process that opens a file for writing again and again (each open breaks
+    # any read lease; the kernel signals the lease holder, by default with SIGIO,
+    # whose default action kills the process)
+    target = tmp_path / "busy.json"
+    target.write_text("{}")
+    opener = subprocess.Popen([sys.executable, "-c", f"while True: open({str(target)!r}, 'a').close()"])
+    try:
+        # WHEN another process probes the file many times meanwhile
+        probe = subprocess.run(
+            [sys.executable, "-c", PROBE, str(target)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(Path(dockline.__file__).parents[1])},
+            check=False,
+        )
+    finally:
+        opener.kill()
+        opener.wait()
+    # THEN the probe was not killed by a signal, and saw the writer at least once
+    assert probe.returncode == 0, (probe.returncode, probe.stderr)
+    assert "True" in probe.stdout and "None" not in probe.stdout, probe.stdout
