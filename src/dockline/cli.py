@@ -162,7 +162,7 @@ def put(
     c = _ctx(ctx)
     engine = c.engine()
     key = key or f"{engine.settings.pipeline.prefix}{file.name}"
-    engine.store.put(file, key, staging=engine.staging_dir)
+    engine.store.put(file, key)
     note = (
         ""
         if engine.settings.pipeline.matches(key)

@@ -49,7 +49,7 @@ def run_demo(console: Console, *, target: Path | None = None) -> Path:
             staged = engine.staging_dir / name
             engine.staging_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, staged)
-            engine.store.put(staged, f"incoming/{name}", staging=engine.staging_dir)
+            engine.store.put(staged, f"incoming/{name}")
             staged.unlink()
         say(console, f"  put incoming/{name:<26} {why}")
     summary = engine.run_once(max_wait_seconds=5)

@@ -2,18 +2,16 @@
 
 ``run_once`` processes every matching object version not settled yet and returns;
 ``watch`` keeps doing that as files arrive (inotify through watchdog, plus a
-periodic rescan as a safety net). A rescan costs one ``stat`` per known file: the
-``seen`` table remembers which content hash belongs to which (size, ctime, inode).
+periodic rescan as a safety net). The scan itself lives in ``local/scan.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +22,8 @@ from dockline.config import Settings
 from dockline.lifecycle import Lifecycle, Step, Work
 from dockline.local.db import Database
 from dockline.local.ledger import SQLiteLedger
-from dockline.local.store import FolderStore, ref_for, sha256_file, special_version, unread_version
+from dockline.local.scan import ScanResult, scan, version_of
+from dockline.local.store import FolderStore, ref_for
 from dockline.local.subscriptions import build_subscriptions
 from dockline.local.topic import LocalTopic, SQLiteDeadLetters
 from dockline.models import DeadLetter, ObjectRef, Outcome, Status
@@ -43,12 +42,6 @@ class RunSummary:
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status is status)
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    ready: list[ObjectRef]
-    unsettled: list[str]  # still being written: wait for them
 
 
 class LocalEngine:
@@ -82,83 +75,14 @@ class LocalEngine:
         self.lifecycle = Lifecycle(self.pipeline)
 
     # -- scanning -----------------------------------------------------------------
-    def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
-        prefix = self.settings.pipeline.prefix
-        start = self.bucket_dir.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.bucket_dir
-        if start.is_symlink() or not start.is_dir():
-            return
-        for folder, dirs, files in os.walk(start, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            rel = Path(folder).relative_to(self.bucket_dir).as_posix()
-            for name in sorted(files):
-                if name.startswith("."):  # rsync's and editors' temporary files
-                    continue
-                key = name if rel == "." else f"{rel}/{name}"
-                if not self.settings.pipeline.matches(key):
-                    continue
-                try:
-                    yield key, os.lstat(os.path.join(folder, name))  # noqa: PTH118 - hot loop, str paths
-                except FileNotFoundError:
-                    continue
-
     def scan(self, *, settle_seconds: float | None = None) -> ScanResult:
         """Every matching object version that is not settled yet, oldest first."""
         settle = self.settings.local.settle_seconds if settle_seconds is None else settle_seconds
-        now = time.time()
-        ready: list[ObjectRef] = []
-        unsettled: list[str] = []
-        cache = {row["key"]: row for row in self.db.query("SELECT key, size, ctime_ns, inode, version FROM seen")}
-        fresh: list[tuple[str, int, int, int, str]] = []
-        for key, st in self._walk():
-            if not stat.S_ISREG(st.st_mode):
-                ready.append(ref_for(self.bucket_dir, key, st, special_version(st)))
-                continue
-            # ctime, not mtime: every write moves it, nobody can set it (cp -p, rsync -t and
-            # touch can set mtime to the past or the future), so it tells a file being written.
-            if abs(now - st.st_ctime) < settle:
-                unsettled.append(key)
-                continue
-            hit = cache.get(key)
-            # The cache keys on ctime for the same reason: a rewrite that
-            # keeps size, inode and mtime must still be hashed again.
-            if hit is not None and (hit["size"], hit["ctime_ns"], hit["inode"]) == (
-                st.st_size,
-                st.st_ctime_ns,
-                st.st_ino,
-            ):
-                version = str(hit["version"])
-            else:
-                try:
-                    version = self._version_of(key, st)
-                except PermissionError:
-                    # Not skipped: a file nobody can read must still end up failed, with a
-                    # reason, instead of lying there unseen. chmod changes ctime: a new version.
-                    version = special_version(st)
-                except OSError:
-                    continue  # vanished now; the next scan decides
-                fresh.append((key, st.st_size, st.st_ctime_ns, st.st_ino, version))
-            ready.append(ref_for(self.bucket_dir, key, st, version))
-        if fresh:
-            with self.db.transaction() as conn:
-                conn.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?, ?, ?)", fresh)
-        settled = {
-            (row["key"], row["version"])
-            for row in self.db.query(
-                "SELECT key, version FROM files WHERE status IN ('processed', 'failed', 'duplicate', 'conflict')"
-                " AND notified = 1 OR status = 'duplicate'"
-            )
-        }
-        todo = [ref for ref in ready if (ref.key, ref.version) not in settled]
-        todo.sort(key=lambda r: (r.sequencer or "", r.key))
-        return ScanResult(ready=todo, unsettled=unsettled)
+        return scan(self.store, self.db, self.settings, settle_seconds=settle)
 
     def _version_of(self, key: str, st: os.stat_result) -> str:
-        """The SHA-256 of a regular file's bytes; a stand-in for what must not be read."""
-        if not stat.S_ISREG(st.st_mode):
-            return special_version(st)
-        if self.store.too_big(st):
-            return unread_version(st)  # never read more than max_object_bytes, not even to hash
-        return sha256_file(self.store.path_for(key))
+        """The version a scan would give ``key`` now (for redrive plans)."""
+        return version_of(self.store, key, st)
 
     # -- processing ---------------------------------------------------------------
     def process_one(self, ref: ObjectRef, summary: RunSummary, *, attempt: int = 1) -> None:

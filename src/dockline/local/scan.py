@@ -1,0 +1,220 @@
+"""The scan: which object versions in the bucket are there to process, and which must wait.
+
+Each object is judged on its own, so no file can stop the scan:
+- a name that cannot be a key, or a folder that cannot be listed, is listed under a
+  printable form of its name with a *refusal version*; reading it fails with the reason;
+- a link, FIFO, socket or device gets a version from its stat, not its content: it is
+  never opened (the reader then refuses it);
+- a regular file is opened the one way the reader opens it (``FolderStore.open_regular``:
+  no link at any depth, non-blocking, regular files only) and hashed from that
+  descriptor; nothing outside the bucket is ever opened or hashed;
+- a file another process holds open for writing waits (a read lease tells, on Linux,
+  for the file's owner or root); where that cannot be told, a file waits until it has
+  been quiet for ``settle_seconds`` (by ctime).
+
+A rescan costs one ``fstatat`` per known file: the ``seen`` table remembers which content
+hash belongs to which (size, ctime, inode).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import signal
+import stat
+import sys
+import time
+from dataclasses import dataclass
+
+from dockline.config import Settings
+from dockline.errors import ObjectGoneError, PermanentError, TransientError
+from dockline.local.db import Database
+from dockline.local.names import from_printable, name_problems, printable, refused_version
+from dockline.local.store import FolderStore, ref_for, special_version, unread_version
+from dockline.local.walk import Found, walk
+from dockline.models import ObjectRef
+
+# Linux's F_SETSIG (the fcntl module does not name it). A conflicting open while we hold
+# a lease sends the holder a signal; SIGIO's default action would kill the process, so
+# the lease asks for SIGURG instead, which is ignored unless handled.
+_F_SETSIG = getattr(fcntl, "F_SETSIG", 10)
+_LEASES = sys.platform == "linux"
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    ready: list[ObjectRef]
+    unsettled: list[str]  # still being written: wait for them
+
+
+def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds: float) -> ScanResult:
+    """Every matching object version that is not settled yet, oldest first."""
+    now = time.time()
+    ready: list[ObjectRef] = []
+    unsettled: list[str] = []
+    cache = {row["key"]: row for row in db.query("SELECT key, size, ctime_ns, inode, version FROM seen")}
+    fresh: list[tuple[str, int, int, int, str]] = []
+    root = store.root
+    for found in walk(root, settings.pipeline):
+        key, st = found.key, found.st
+        problems = found.refused or name_problems(key)
+        if problems:
+            ready.append(ref_for(root, printable(key), st, refused_version(problems, st.st_ino, st.st_mtime_ns)))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            ready.append(ref_for(root, key, st, special_version(st)))
+            continue
+        hit = cache.get(key)
+        # ctime, not mtime: every write moves it, nobody can set it (cp -p, rsync -t and
+        # touch can set mtime), so a rewrite that keeps size, inode and mtime is hashed again.
+        if hit is not None and (hit["size"], hit["ctime_ns"], hit["inode"]) == (
+            st.st_size,
+            st.st_ctime_ns,
+            st.st_ino,
+        ):
+            ready.append(ref_for(root, key, st, str(hit["version"])))
+            continue
+        judged = _judge_new(store, found, now=now, settle_seconds=settle_seconds)
+        if judged is None:
+            continue  # vanished, or an error the next scan retries
+        if isinstance(judged, str):
+            unsettled.append(key)
+            continue
+        opened_st, version = judged
+        if len(version) == 64:  # a content hash: worth remembering
+            fresh.append((key, opened_st.st_size, opened_st.st_ctime_ns, opened_st.st_ino, version))
+        ready.append(ref_for(root, key, opened_st, version))
+    if fresh:
+        with db.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?, ?, ?)", fresh)
+    settled = {
+        (row["key"], row["version"])
+        for row in db.query(
+            "SELECT key, version FROM files WHERE status IN ('processed', 'failed', 'duplicate', 'conflict',"
+            " 'superseded') AND notified = 1 OR status = 'duplicate'"
+        )
+    }
+    todo = [ref for ref in ready if (ref.key, ref.version) not in settled]
+    todo.sort(key=lambda r: (r.sequencer or "", r.key))
+    return ScanResult(ready=todo, unsettled=unsettled)
+
+
+def _judge_new(
+    store: FolderStore, found: Found, *, now: float, settle_seconds: float
+) -> tuple[os.stat_result, str] | str | None:
+    """(stat, version) of a file not hashed before; "unsettled" if it is being written."""
+    key, st = found.key, found.st
+    try:
+        # The reader's own way in, from the folder the walk holds open (same O_NOFOLLOW chain).
+        fd, opened = store.open_regular_at(found.folder, found.name, key)
+    except ObjectGoneError:
+        return None
+    except PermanentError:
+        # A link or FIFO swapped in since the walk, or no permission to read: not read
+        # here; the reader refuses it with the reason. A chmod or a new file is a new version.
+        return st, special_version(st)
+    except TransientError:
+        return None
+    try:
+        writing = held_for_writing(fd)
+        if writing or (writing is None and abs(now - opened.st_ctime) < settle_seconds):
+            return "unsettled"
+        if store.too_big(opened):
+            return opened, unread_version(opened)  # never read more than the limit, not even to hash
+        return opened, _sha256(fd)
+    except OSError:
+        return None  # a read error now (EIO): the next scan tries again
+    finally:
+        os.close(fd)
+
+
+def version_of(store: FolderStore, key: str, st: os.stat_result) -> str:
+    """The version of ``key`` now, read the one safe way; a stand-in for what must not be read."""
+    if not stat.S_ISREG(st.st_mode):
+        return special_version(st)
+    try:
+        fd, opened = store.open_regular(key)
+    except PermanentError:
+        return special_version(st)
+    try:
+        if store.too_big(opened):
+            return unread_version(opened)
+        return _sha256(fd)
+    finally:
+        os.close(fd)
+
+
+def current_ref(store: FolderStore, key: str) -> ObjectRef | None:
+    """The object listed as ``key`` (its printable form) as a scan would see it now, for a
+    redrive plan; None when it is gone, is a folder, or its folders cannot be entered.
+
+    Never raises for a key a scan listed: a name that cannot be a key gets its refusal
+    version again, so redriving it fails that one letter, not the whole redrive.
+    """
+    if key.endswith("/"):  # a folder reported whole: its files are scanned on their own
+        return None
+    raw = from_printable(key)
+    *folders, name = raw.split("/")
+    try:
+        fd = os.open(store.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        for part in folders:
+            inner = os.open(part, _FOLDER, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        problems = name_problems(raw)
+        if problems:
+            version = refused_version(problems, st.st_ino, st.st_mtime_ns)
+        elif not stat.S_ISREG(st.st_mode):
+            version = special_version(st)
+        else:
+            try:
+                file_fd, st = store.open_regular_at(fd, name, raw)
+            except ObjectGoneError:
+                return None
+            except PermanentError:
+                version = special_version(st)
+            else:
+                try:
+                    version = unread_version(st) if store.too_big(st) else _sha256(file_fd)
+                finally:
+                    os.close(file_fd)
+    except (OSError, TransientError):
+        return None
+    finally:
+        os.close(fd)
+    return ref_for(store.root, key, st, version)
+
+
+def _sha256(fd: int) -> str:
+    digest = hashlib.sha256()
+    while chunk := os.read(fd, _CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def held_for_writing(fd: int) -> bool | None:
+    """Does any process hold this file open for writing? None when it cannot be told.
+
+    Linux grants a read lease only while nobody has the file open for writing, and
+    only to its owner or a process with CAP_LEASE. The lease is released at once: a
+    writer opening the file meanwhile waits for microseconds, not for the lease-break time.
+    """
+    if not _LEASES:
+        return None
+    try:
+        fcntl.fcntl(fd, _F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EBUSY):
+            return True
+        return None  # EACCES (not the owner), EINVAL (no leases on this file system), ...
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    return False

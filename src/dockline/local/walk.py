@@ -1,0 +1,135 @@
+"""The bucket walk: every matching entry below the bucket folder, never through a link.
+
+Folders are opened one at a time with O_NOFOLLOW relative to their parent (the way
+``FolderStore.open_regular`` reaches a file), so a folder swapped for a link is never
+entered and nothing outside the bucket is listed. Only the folders on the current path
+are open: a folder with a million subfolders costs no more descriptors than its depth.
+A folder that cannot be listed, or whose key is already too long to hold a key, is
+reported as one entry instead of being skipped or descended into.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from dockline.config import PipelineSettings
+from dockline.local.names import MAX_KEY_BYTES
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class Found(NamedTuple):
+    key: str  # as read from the disk: undecodable bytes are lone surrogates
+    st: os.stat_result
+    refused: tuple[str, ...] = ()  # a folder reported whole (key ends with '/'), and why
+    folder: int = -1  # the walk's descriptor of the folder holding it, valid until the next entry
+    name: str = ""
+
+
+def walk(root: Path, pipeline: PipelineSettings) -> Iterator[Found]:
+    """Matching entries below ``root``: a folder's files by name, then its subfolders.
+
+    Dot names are skipped (rsync's and editors' temporary files, and ``put``'s).
+    """
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        yield Found("./", root.stat(), refused=("denied",))
+        return
+    rel = ""
+    for part in pipeline.prefix.split("/")[:-1]:  # straight to the prefix's folder
+        try:
+            inner = os.open(part, _FOLDER, dir_fd=fd)
+        except PermissionError:
+            found = _folder(f"{rel}{part}/", part, fd, "denied")
+            os.close(fd)
+            if found is not None:
+                yield found
+            return
+        except OSError:  # missing, a link or a file: nothing to scan
+            os.close(fd)
+            return
+        os.close(fd)
+        fd, rel = inner, f"{rel}{part}/"
+    yield from _walk_from(fd, rel, pipeline)
+
+
+def _walk_from(top: int, top_rel: str, pipeline: PipelineSettings) -> Iterator[Found]:
+    """Depth first; the stack holds each open folder and the subfolder names left in it."""
+    stack: list[tuple[int, str, Iterator[str]]] = [(top, top_rel, iter(()))]
+    try:
+        subfolders = yield from _walk_folder(top, top_rel, pipeline)
+        stack[0] = (top, top_rel, iter(subfolders))
+        while stack:
+            fd, rel, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                os.close(fd)
+                stack.pop()
+                continue
+            key = f"{rel}{name}/"
+            if len(key.encode("utf-8", "surrogateescape")) > MAX_KEY_BYTES:
+                found = _folder(key, name, fd, "long")  # every key below would be refused too
+                if found is not None:
+                    yield found
+                continue
+            try:
+                inner = os.open(name, _FOLDER, dir_fd=fd)
+            except PermissionError:
+                found = _folder(key, name, fd, "denied")
+                if found is not None:
+                    yield found
+                continue
+            except OSError:
+                continue  # gone, or swapped for a link: never entered
+            try:
+                subfolders = yield from _walk_folder(inner, key, pipeline)
+            except BaseException:
+                os.close(inner)
+                raise
+            stack.append((inner, key, iter(subfolders)))
+    finally:
+        for fd, _rel, _names in stack:
+            os.close(fd)
+
+
+def _walk_folder(fd: int, rel: str, pipeline: PipelineSettings) -> Generator[Found, None, list[str]]:
+    """Yield this folder's matching files; return the names of its subfolders worth entering."""
+    subfolders: list[str] = []
+    try:
+        os.stat(".", dir_fd=fd)  # needs search permission: without it nothing below can be read
+        entries = sorted(os.scandir(fd), key=lambda e: e.name)
+    except PermissionError:
+        yield Found(rel or "./", os.fstat(fd), refused=("denied",))
+        return subfolders
+    except OSError:
+        return subfolders  # removed meanwhile
+    prefix = pipeline.prefix
+    for entry in entries:
+        name = entry.name
+        if name.startswith("."):
+            continue
+        key = rel + name
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                folder_key = f"{key}/"
+                # Can keys below it match the prefix?
+                if folder_key.startswith(prefix) or prefix.startswith(folder_key):
+                    subfolders.append(name)
+            elif pipeline.matches(key):
+                yield Found(key, entry.stat(follow_symlinks=False), folder=fd, name=name)
+        except FileNotFoundError:
+            continue
+    return subfolders
+
+
+def _folder(key: str, name: str, parent: int, problem: str) -> Found | None:
+    try:
+        return Found(key, os.stat(name, dir_fd=parent, follow_symlinks=False), refused=(problem,))
+    except OSError:
+        return None
