@@ -198,6 +198,24 @@ def test_why1_a_redrive_plan_sees_a_bad_name_again_without_failing(any_suffix_en
     assert current_ref(engine.store, "incoming/fixed.json") is not None
 
 
+def test_why1_redriving_bad_names_fails_each_letter_alone(any_suffix_engine: LocalEngine) -> None:
+    # GIVEN bad names dead-lettered, and one good failed file fixed meanwhile
+    engine = any_suffix_engine
+    for name in BAD_NAMES:
+        drop_raw(engine, name)
+    drop_raw(engine, b"broken.json", b'{"id": "b", ')
+    engine.run_once(max_wait_seconds=5)
+    (engine.bucket_dir / "incoming" / "broken.json").write_bytes(b'{"id": "b"}')
+    # WHEN every letter is redriven through the engine (plan, then execute)
+    results = engine.redrive(engine.plan_redrive(None))
+    # THEN the fixed file is processed and its letter gone; each bad name failed again, alone
+    by_key = {step.letter.ref.key: outcome for step, outcome in results}
+    assert by_key["incoming/broken.json"] is not None and by_key["incoming/broken.json"].status.value == "processed"
+    bad = {shown for shown, _words in BAD_NAMES.values()}
+    assert all(by_key[key] is not None and by_key[key].status.value == "failed" for key in bad)  # type: ignore[union-attr]
+    assert {letter.ref.key for letter in letters(engine)} == bad
+
+
 # -- links and FIFOs swapped in while the scan runs ----------------------------------------
 def _swap_until(stop: threading.Event, target: Path, replacements: list[Path]) -> int:
     """Rename each replacement over ``target`` in turn until stopped; returns the swaps made."""

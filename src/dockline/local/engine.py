@@ -22,8 +22,8 @@ from dockline.config import Settings
 from dockline.lifecycle import Lifecycle, Step, Work
 from dockline.local.db import Database
 from dockline.local.ledger import SQLiteLedger
-from dockline.local.scan import ScanResult, scan, version_of
-from dockline.local.store import FolderStore, ref_for
+from dockline.local.scan import ScanResult, current_ref, scan, version_of
+from dockline.local.store import FolderStore
 from dockline.local.subscriptions import build_subscriptions
 from dockline.local.topic import LocalTopic, SQLiteDeadLetters
 from dockline.models import DeadLetter, ObjectRef, Outcome, Status
@@ -222,11 +222,10 @@ class LocalEngine:
         return redrive.plan(list(self.dead_letters.list()), ids, self._locate)
 
     def _locate(self, letter: DeadLetter) -> tuple[ObjectRef | None, str]:
-        try:
-            st = os.lstat(self.store.path_for(letter.ref.key))
-        except FileNotFoundError:
-            return None, "the object no longer exists"
-        return ref_for(self.bucket_dir, letter.ref.key, st, self._version_of(letter.ref.key, st)), ""
+        # As a scan sees it now: a name that cannot be a key fails its own letter again,
+        # never the whole redrive.
+        ref = current_ref(self.store, letter.ref.key)
+        return (ref, "") if ref is not None else (None, "the object no longer exists")
 
     def redrive(self, steps: list[RedriveStep]) -> list[tuple[RedriveStep, Outcome | None]]:
         """Carry out a plan; a letter is removed once it is resolved (see ``redrive.execute``)."""
