@@ -226,6 +226,27 @@ def test_why2_why3_a_hanging_receiver_slows_no_file_and_loses_no_alert(tmp_path:
     assert {d["status"] for d in deliveries(engine)} == {"delivered"}
 
 
+def test_why3_the_delivery_grace_at_stop_is_bounded(tmp_path: Path, hook: Hook) -> None:
+    # GIVEN a receiver that hangs longer than the stop grace (20 s timeout, 0.5 s grace)
+    clock = Clock()
+    hook.hang = True
+    subscription = WebhookSubscription(url=hook.url, timeout_seconds=20)
+    engine = engine_for(tmp_path / "data", clock, subscription, stop_grace_seconds=0.5)
+    put_files(engine.data_dir, 2)
+    # WHEN a run ends while a delivery is in flight
+    started = time.monotonic()
+    engine.run_once()
+    wall = time.monotonic() - started
+    # THEN the run does not wait for the receiver beyond the grace; the delivery in flight stays
+    # 'sending' under this live process (the next start after it exits sends it again), the other pending
+    assert wall < 0.5 + 3, f"run_once took {wall:.1f}s"
+    assert sorted(d["status"] for d in deliveries(engine)) == ["pending", "sending"]
+    # ... and once the receiver lets go, the abandoned send is still recorded, not lost
+    hook.released.set()
+    wait_for(lambda: "sending" not in {d["status"] for d in deliveries(engine)}, "the abandoned send to end")
+    assert sorted(d["status"] for d in deliveries(engine)) == ["pending", "retrying"]
+
+
 def test_why2_smtp_450_then_250_loses_no_mail(tmp_path: Path) -> None:
     # GIVEN a mail server answering 450 (mailbox busy) while 7 files are processed
     clock = Clock()
@@ -428,19 +449,17 @@ def test_why2_a_dead_owners_sending_delivery_is_due_at_once(topic: Topic, hook: 
     gone.wait()
     live = topic.worker(hook.url)
     owners = [f"{socket.gethostname()}:{gone.pid}:dead", live.owner, "elsewhere:1:x"]
-    now = topic.clock()
     with topic.db.transaction() as conn:
         for nid, owner in enumerate(owners, start=1):
             conn.execute(
                 "UPDATE deliveries SET status = 'sending', owner = ?, updated_at = ? WHERE notification_id = ?",
                 (owner, iso_after(topic.clock, 0), nid),
             )
-    # WHEN a new worker starts
+    # WHEN a new worker starts, with no time passed (the clock is the test's)
     sent = topic.worker(hook.url).deliver_due()
-    # THEN only the dead owner's delivery is sent again, without waiting for any timeout
+    # THEN only the dead owner's delivery is sent again, without waiting for any staleness
     assert [s.notification_id for s in sent] == [1]
     assert [d["status"] for d in deliveries(topic.db)] == ["delivered", "sending", "sending"]
-    assert topic.clock() == now
     # ... and the other machine's is taken back only once it is stale (10 min)
     topic.clock.advance(601)
     assert [s.notification_id for s in topic.worker(hook.url).deliver_due()] == [3]
@@ -470,10 +489,14 @@ def test_why2_a_data_dir_from_before_keeps_working(tmp_path: Path, hook: Hook) -
     # WHEN this dockline opens it and its worker runs
     db = Database(path)
     sent = DeliveryWorker(path, [sub]).deliver_due()
-    # THEN both are delivered, and a second open changes nothing
+    # THEN both are delivered (the crashed one's owner-less row is long stale), and the file
+    # stays schema 2, readable by the previous dockline
     assert sorted(s.status for s in sent) == ["delivered", "delivered"]
     assert len(hook.keys) == 2
-    Database(path).close()
+    assert db.query("PRAGMA user_version")[0][0] == 2
+    assert {"next_attempt_at", "owner", "scheduled_from"} <= {
+        r["name"] for r in db.query("PRAGMA table_info(deliveries)")
+    }
     db.close()
 
 

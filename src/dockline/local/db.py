@@ -149,6 +149,9 @@ class Database:
                 if name not in _columns(conn, "deliveries"):
                     conn.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
             conn.execute("CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at)")
+        except sqlite3.Error as exc:
+            self._end(conn, commit=False)
+            raise translate(exc) from exc
         except BaseException:
             self._end(conn, commit=False)
             raise

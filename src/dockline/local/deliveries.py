@@ -265,12 +265,14 @@ class DeliveryWorker:
                 wait = self.backoff.delay(attempts, retry_after=retry_after_seconds(result.retry_after, now))
                 status, next_at = "retrying", iso(min(now + timedelta(seconds=wait), deadline))
         with self.db.transaction() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE deliveries SET status = ?, error = ?, next_attempt_at = ?, owner = NULL, updated_at = ?"
-                " WHERE notification_id = ? AND subscription = ? AND owner = ?",
+                " WHERE notification_id = ? AND subscription = ? AND status = 'sending' AND owner = ?",
                 (status, result.error, next_at, iso(now), nid, name, self.owner),
             )
-        if status != "delivered":
+        if cursor.rowcount == 0:  # taken back meanwhile (e.g. by `redeliver`): its new owner records it
+            log.info("delivery of notification %s to %s was taken over while sending", nid, name)
+        elif status != "delivered":
             log.warning("delivery of notification %s: %s (%s)", nid, result.error, status)
         return Sent(nid, name, status, result.error, attempts, next_at)
 
