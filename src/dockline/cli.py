@@ -377,9 +377,9 @@ def notifications_redeliver(
     sent = worker.deliver_due(notification_id=notification_id) if made_due else []
     counts = {state: sum(1 for s in sent if s.status == state) for state in ("delivered", "retrying", "failed")}
     if as_json:
-        _print_json({"due": made_due, **counts, "deliveries": [_sent_json(s) for s in sent]})
+        _print_json({"due": made_due, "sent": len(sent), **counts, "deliveries": [_sent_json(s) for s in sent]})
         return
-    line = f"{made_due} deliveries due: " + ", ".join(f"{n} {state}" for state, n in counts.items())
+    line = f"{made_due} made due, {len(sent)} sent: " + ", ".join(f"{n} {state}" for state, n in counts.items())
     retrying = [s.next_attempt_at for s in sent if s.next_attempt_at]
     if retrying:
         line += f" (next try at {min(retrying)})"

@@ -568,12 +568,17 @@ def test_why2_notifications_redeliver_sends_failed_ones_now(tmp_path: Path, hook
     assert [[(d["status"], d["attempts"]) for d in r["deliveries"]] for r in rows] == [[("delivered", 2)]] * 2
     # ... one notification by id (a one-line summary), and an unknown id is a one-line error, exit 2
     again = run_cli(data_dir, "notifications", "redeliver", "1", config=config)
-    assert again.returncode == 0 and again.stdout.strip() == "1 deliveries due: 1 delivered, 0 retrying, 0 failed"
+    assert again.returncode == 0
+    assert again.stdout.strip() == "1 made due, 1 sent: 1 delivered, 0 retrying, 0 failed"
+    assert hook.accepted.total() == 3  # the copy is the receiver's to drop by its key
     unknown = run_cli(data_dir, "notifications", "redeliver", "99", config=config)
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == "dockline: error: no notification with id 99 (see `dockline notifications list`)"
     neither = run_cli(data_dir, "notifications", "redeliver", config=config)
     assert neither.returncode == 2 and neither.stderr.count("\n") == 1
+    bare = write_config(tmp_path / "bare.toml")
+    unconfigured = run_cli(data_dir, "notifications", "redeliver", "--failed", config=bare)
+    assert unconfigured.returncode == 2 and "no [[local.subscriptions]]" in unconfigured.stderr
 
 
 def test_why2_notifications_list_shows_retrying_at(tmp_path: Path, hook: Hook) -> None:

@@ -111,8 +111,9 @@ class DeliveryWorker:
 
     Synchronous use (tests, ``notifications redeliver``): :meth:`deliver_due`. Background
     use: :meth:`start`, :meth:`wake` after a commit, :meth:`stop` with a bounded grace.
-    Nothing is opened until first used. ``clock`` stamps and schedules; ``wait`` is how a
-    thread idles (an Event's wait: a wake-up ends it early).
+    Nothing is opened until first used. ``clock`` stamps and schedules (tests move it);
+    ``backoff`` draws the waits. An idle thread sleeps until its next due delivery, at most
+    ``poll_seconds`` (other processes' deliveries are found by polling), or until woken.
     """
 
     def __init__(
@@ -169,7 +170,9 @@ class DeliveryWorker:
         """Make deliveries due now, with a fresh horizon: every delivery of
         ``notification_id`` that is not being sent, or with ``failed`` every one not
         delivered (failed and retrying). Returns how many. Raises UsageError for an
-        unknown notification id."""
+        unknown notification id, or when no subscription is configured (nothing could send them)."""
+        if not self.subscriptions:
+            raise UsageError("no [[local.subscriptions]] are configured here to send them (see --config)")
         now = iso(self._clock())
         with self.db.transaction() as conn:
             if notification_id is not None:
