@@ -177,6 +177,33 @@ def notification_keys(engine: LocalEngine) -> set[str]:
     return {delivery_key(published_at=m["published_at"], notification_id=m["id"]) for m in engine.topic.messages()}
 
 
+def hanging(
+    tmp_path: Path, hook: Hook, *, timeout: float, grace: float, files: int
+) -> tuple[LocalEngine, Clock, WebhookSubscription]:
+    """An engine whose webhook hangs, with ``files`` files waiting."""
+    clock = Clock()
+    hook.hang = True
+    subscription = WebhookSubscription(url=hook.url, timeout_seconds=timeout)
+    engine = engine_for(tmp_path / "data", clock, subscription, stop_grace_seconds=grace)
+    put_files(engine.data_dir, files)
+    return engine, clock, subscription
+
+
+def timed_run(engine: LocalEngine) -> tuple[Any, float]:
+    """``run_once``'s summary and its wall time in seconds."""
+    started = time.monotonic()
+    summary = engine.run_once()
+    return summary, time.monotonic() - started
+
+
+def assert_each_arrived_once(hook: Hook, engine: LocalEngine, count: int) -> None:
+    """Every notification reached the receiver, exactly once by key, and says delivered."""
+    assert hook.keys == notification_keys(engine)
+    assert len(hook.keys) == count
+    assert set(hook.accepted.values()) == {1}
+    assert {d["status"] for d in deliveries(engine)} == {"delivered"}
+
+
 def test_why2_http_500_then_204_loses_no_alert(tmp_path: Path, hook: Hook) -> None:
     # GIVEN a webhook answering 500 while 20 files are processed
     clock = Clock()
@@ -192,23 +219,14 @@ def test_why2_http_500_then_204_loses_no_alert(tmp_path: Path, hook: Hook) -> No
     advance_past_schedule(clock, engine)
     engine_for(tmp_path / "data", clock, WebhookSubscription(url=hook.url, timeout_seconds=2)).run_once()
     # THEN 0 of 20 alerts are lost, each kept once by key, and every delivery says so
-    assert hook.keys == notification_keys(engine)
-    assert len(hook.keys) == 20
-    assert set(hook.accepted.values()) == {1}
-    assert {d["status"] for d in deliveries(engine)} == {"delivered"}
+    assert_each_arrived_once(hook, engine, 20)
 
 
 def test_why2_why3_a_hanging_receiver_slows_no_file_and_loses_no_alert(tmp_path: Path, hook: Hook) -> None:
-    # GIVEN a webhook that accepts connections and never answers (1 s timeout)
-    clock = Clock()
-    hook.hang = True
-    subscription = WebhookSubscription(url=hook.url, timeout_seconds=1)
-    engine = engine_for(tmp_path / "data", clock, subscription, stop_grace_seconds=2)
-    put_files(engine.data_dir, 6)
+    # GIVEN a webhook that accepts connections and never answers (1 s timeout), six files
+    engine, clock, subscription = hanging(tmp_path, hook, timeout=1, grace=2, files=6)
     # WHEN six files are processed
-    started = time.monotonic()
-    summary = engine.run_once()
-    wall = time.monotonic() - started
+    summary, wall = timed_run(engine)
     # THEN processing never waited on the receiver (before: 3 x timeout per file, 18 s here),
     # and the run ends within the stop grace plus one timeout
     assert len(summary.outcomes) == 6
@@ -221,22 +239,14 @@ def test_why2_why3_a_hanging_receiver_slows_no_file_and_loses_no_alert(tmp_path:
     clock.advance(600)
     engine_for(tmp_path / "data", clock, subscription).run_once()
     # THEN 0 of 6 alerts are lost
-    assert hook.keys == notification_keys(engine)
-    assert len(hook.keys) == 6
-    assert {d["status"] for d in deliveries(engine)} == {"delivered"}
+    assert_each_arrived_once(hook, engine, 6)
 
 
 def test_why3_the_delivery_grace_at_stop_is_bounded(tmp_path: Path, hook: Hook) -> None:
     # GIVEN a receiver that hangs longer than the stop grace (20 s timeout, 0.5 s grace)
-    clock = Clock()
-    hook.hang = True
-    subscription = WebhookSubscription(url=hook.url, timeout_seconds=20)
-    engine = engine_for(tmp_path / "data", clock, subscription, stop_grace_seconds=0.5)
-    put_files(engine.data_dir, 2)
+    engine, _clock, _sub = hanging(tmp_path, hook, timeout=20, grace=0.5, files=2)
     # WHEN a run ends while a delivery is in flight
-    started = time.monotonic()
-    engine.run_once()
-    wall = time.monotonic() - started
+    _summary, wall = timed_run(engine)
     # THEN the run does not wait for the receiver beyond the grace; the delivery in flight stays
     # 'sending' under this live process (the next start after it exits sends it again), the other pending
     assert wall < 0.5 + 3, f"run_once took {wall:.1f}s"
@@ -505,10 +515,7 @@ def test_why2_kill_9_while_sending_is_sent_again_at_the_next_run(tmp_path: Path,
     hook.hang = True
     data_dir = tmp_path / "data"
     drop(data_dir, "incoming/a.json", {"id": "a"})
-    config = write_config(
-        tmp_path / "dockline.toml",
-        f'[[local.subscriptions]]\ntype = "webhook"\nurl = "{hook.url}"\ntimeout_seconds = 30\n',
-    )
+    config = webhook_config(tmp_path, hook, "timeout_seconds = 30\n")
     proc = subprocess.Popen(
         cli_command(data_dir, "run", "--once", "--quiet", config=config),
         cwd=tmp_path,
@@ -545,15 +552,25 @@ def sending(data_dir: Path) -> int:
 
 
 # -- the commands ----------------------------------------------------------------------------
+def webhook_config(tmp_path: Path, hook: Hook, extra: str = "") -> Path:
+    return write_config(
+        tmp_path / "dockline.toml", f'[[local.subscriptions]]\ntype = "webhook"\nurl = "{hook.url}"\n{extra}'
+    )
+
+
+def cli_run_once(tmp_path: Path, hook: Hook, *, status: int, files: int) -> tuple[Path, Path]:
+    """`dockline run --once` on ``files`` files while the receiver answers ``status``."""
+    hook.status = status
+    data_dir = tmp_path / "data"
+    put_files(data_dir, files)
+    config = webhook_config(tmp_path, hook)
+    assert run_cli(data_dir, "run", "--once", "--quiet", config=config).returncode == 0
+    return data_dir, config
+
+
 def test_why2_notifications_redeliver_sends_failed_ones_now(tmp_path: Path, hook: Hook) -> None:
     # GIVEN two files whose deliveries failed for good (404: the URL was wrong for a while)
-    hook.status = 404
-    data_dir = tmp_path / "data"
-    put_files(data_dir, 2)
-    config = write_config(
-        tmp_path / "dockline.toml", f'[[local.subscriptions]]\ntype = "webhook"\nurl = "{hook.url}"\n'
-    )
-    assert run_cli(data_dir, "run", "--once", "--quiet", config=config).returncode == 0
+    data_dir, config = cli_run_once(tmp_path, hook, status=404, files=2)
     listed = run_cli(data_dir, "notifications", "list", config=config)
     assert listed.stdout.count("failed (1 attempt)") == 2, listed.stdout
     # WHEN the receiver is fixed and the failed ones are redelivered
@@ -583,13 +600,7 @@ def test_why2_notifications_redeliver_sends_failed_ones_now(tmp_path: Path, hook
 
 def test_why2_notifications_list_shows_retrying_at(tmp_path: Path, hook: Hook) -> None:
     # GIVEN a delivery waiting for a retry
-    hook.status = 503
-    data_dir = tmp_path / "data"
-    put_files(data_dir, 1)
-    config = write_config(
-        tmp_path / "dockline.toml", f'[[local.subscriptions]]\ntype = "webhook"\nurl = "{hook.url}"\n'
-    )
-    assert run_cli(data_dir, "run", "--once", "--quiet", config=config).returncode == 0
+    data_dir, config = cli_run_once(tmp_path, hook, status=503, files=1)
     # WHEN listed
     [row] = json.loads(run_cli(data_dir, "notifications", "list", "--json", config=config).stdout)
     text = run_cli(data_dir, "notifications", "list", config=config).stdout
@@ -607,9 +618,7 @@ def test_why3_a_watcher_stops_promptly_after_sigterm_with_a_hanging_receiver(tmp
     hook.hang = True
     data_dir = tmp_path / "data"
     (data_dir / "bucket" / "incoming").mkdir(parents=True)
-    config = write_config(
-        tmp_path / "dockline.toml", f'[[local.subscriptions]]\ntype = "webhook"\nurl = "{hook.url}"\n'
-    )
+    config = webhook_config(tmp_path, hook)
     proc = subprocess.Popen(
         cli_command(data_dir, "run", "--quiet", config=config),
         cwd=tmp_path,
