@@ -104,7 +104,6 @@ class Hook:
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
-        server.allow_reuse_address = True
         self.port = int(server.server_address[1])
         self.server = server
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

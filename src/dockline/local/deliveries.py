@@ -281,9 +281,10 @@ class DeliveryWorker:
 
     def next_due_in(self, subscription: str) -> float | None:
         """Seconds until this subscription's next scheduled delivery (0 if one is due); None if none."""
-        row = self.db.query(
-            "SELECT MIN(COALESCE(next_attempt_at, '')) AS due FROM deliveries"
-            " WHERE subscription = ? AND status IN ('pending', 'retrying')",
+        row = self.db.query(  # the claim's rows: a row it cannot take must not look due
+            "SELECT MIN(COALESCE(d.next_attempt_at, '')) AS due FROM deliveries d"
+            " JOIN notifications n ON n.id = d.notification_id"
+            " WHERE d.subscription = ? AND d.status IN ('pending', 'retrying')",
             (subscription,),
         )[0]
         if row["due"] is None:
@@ -369,7 +370,8 @@ class DeliveryWorker:
             except Exception:  # a bug must not end the deliveries silently
                 log.exception("delivery worker (%s): internal error", name)
                 due = self.poll_seconds
-            wake.wait(self.poll_seconds if due is None else min(due, self.poll_seconds))
+            # Never a hot loop, even if a row looks due that another process claims first.
+            wake.wait(self.poll_seconds if due is None else min(max(due, 0.05), self.poll_seconds))
 
 
 @dataclass
