@@ -49,7 +49,9 @@ app = typer.Typer(
 )
 ledger_app = typer.Typer(help="Show the ledger: one item per document or record.", no_args_is_help=True)
 files_app = typer.Typer(help="Show every received object version and its state.", no_args_is_help=True)
-notifications_app = typer.Typer(help="Show the local topic's messages.", no_args_is_help=True)
+notifications_app = typer.Typer(
+    help="Show the local topic's messages and deliveries; send deliveries again.", no_args_is_help=True
+)
 dlq_app = typer.Typer(help="Inspect and redrive dead letters (local, or AWS with --queue-url).", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(files_app, name="files")
@@ -332,18 +334,88 @@ def notifications_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many messages.")] = None,
 ) -> None:
-    """List the local topic's messages (subject, message, attributes, published_at)."""
+    """List the local topic's messages and the state of each webhook/email delivery."""
+    from rich.text import Text
+
     engine = _ctx(ctx).engine(create=False)
     messages = engine.topic.messages(limit=limit)
     if as_json:
         _print_json(messages)
         return
     table = _table(
-        f"{len(messages)} notifications", ("published_at", 0), ("subject", 10), ("message", -1), ("status", 0)
+        f"{len(messages)} notifications",
+        ("id", 0),
+        ("published_at", 0),
+        ("subject", 10),
+        ("message", -1),
+        ("status", 0),
+        ("deliveries", 24),
     )
     for m in messages:
-        table.add_row(m["published_at"], m["subject"], m["message"], m["attributes"].get("status", ""))
+        deliveries = Text("\n".join(_delivery_state(d) for d in m["deliveries"]))
+        table.add_row(
+            str(m["id"]),
+            m["published_at"],
+            Text(m["subject"]),
+            Text(m["message"]),
+            Text(str(m["attributes"].get("status", ""))),
+            deliveries,
+        )
     console.print(table)
+
+
+def _delivery_state(delivery: dict[str, Any]) -> str:
+    """``webhook:https://h/p: retrying at T (2 attempts): reason`` - one line per delivery."""
+    status = delivery["status"]
+    if status == "retrying" and delivery.get("next_attempt_at"):
+        status = f"retrying at {delivery['next_attempt_at']}"
+    attempts = delivery["attempts"]
+    name = delivery["subscription"]
+    line = f"{name}: {status} ({attempts} attempt{'' if attempts == 1 else 's'})"
+    error = delivery["error"]
+    if error and delivery["status"] != "delivered":
+        line += ": " + error.removeprefix(f"{name}: ")  # reasons start with the name: say it once
+    return line
+
+
+@notifications_app.command("redeliver")
+def notifications_redeliver(
+    ctx: typer.Context,
+    notification_id: Annotated[
+        int | None, typer.Argument(metavar="[ID]", help="The notification whose deliveries to send again.")
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Every delivery not delivered yet (failed or retrying).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Make deliveries due now with a fresh retry horizon, and send them."""
+    if (notification_id is None) == (not failed):
+        raise UsageError("name one notification ID, or pass --failed")
+    engine = _ctx(ctx).engine(create=False)
+    worker = engine.deliveries
+    made_due = worker.redeliver(notification_id, failed=failed)
+    sent = worker.deliver_due(notification_id=notification_id) if made_due else []
+    counts = {state: sum(1 for s in sent if s.status == state) for state in ("delivered", "retrying", "failed")}
+    if as_json:
+        _print_json({"due": made_due, "sent": len(sent), **counts, "deliveries": [_sent_json(s) for s in sent]})
+        return
+    line = f"{made_due} made due, {len(sent)} sent: " + ", ".join(f"{n} {state}" for state, n in counts.items())
+    retrying = [s.next_attempt_at for s in sent if s.next_attempt_at]
+    if retrying:
+        line += f" (next try at {min(retrying)})"
+    console.print(line, markup=False, highlight=False)
+
+
+def _sent_json(sent: Any) -> dict[str, Any]:
+    return {
+        "notification_id": sent.notification_id,
+        "subscription": sent.subscription,
+        "status": sent.status,
+        "attempts": sent.attempts,
+        "error": sent.error,
+        "next_attempt_at": sent.next_attempt_at,
+    }
 
 
 # -- dead letters ----------------------------------------------------------------------

@@ -31,12 +31,14 @@ from cryptography.x509.oid import NameOID
 from dockline import __version__, config
 from dockline.errors import ConfigError, DocklineError, TransientError
 from dockline.local.subscriptions import (
+    Attempt,
     DeliveryError,
     EmailSubscription,
+    RetryLater,
     Subscription,
     WebhookSubscription,
+    attempt,
     build_subscriptions,
-    deliver_with_retry,
     delivery_key,
 )
 from dockline.models import Notification
@@ -68,12 +70,13 @@ class Receiver:
     url: str
     statuses: list[int]
     requests: list[Request] = field(default_factory=list)
+    retry_after: str | None = None  # sent with every answer when set
 
 
 @contextmanager
-def http_receiver(*statuses: int, path: str = "/hook") -> Iterator[Receiver]:
+def http_receiver(*statuses: int, path: str = "/hook", retry_after: str | None = None) -> Iterator[Receiver]:
     """A ThreadingHTTPServer answering ``statuses`` in turn (the last one repeats)."""
-    receiver = Receiver(url="", statuses=list(statuses) or [200])
+    receiver = Receiver(url="", statuses=list(statuses) or [200], retry_after=retry_after)
 
     class Handler(BaseHTTPRequestHandler):
         def _record(self) -> None:
@@ -83,6 +86,8 @@ def http_receiver(*statuses: int, path: str = "/hook") -> Iterator[Receiver]:
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("Location", "http://elsewhere.invalid/hook")
+            if receiver.retry_after is not None:
+                self.send_header("Retry-After", receiver.retry_after)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
@@ -122,11 +127,6 @@ def silent_listener() -> Iterator[int]:
 
 def webhook(url: str, **kwargs: Any) -> WebhookSubscription:
     return WebhookSubscription(config.WebhookSubscription(url=url, **kwargs))
-
-
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 # --- webhook --------------------------------------------------------------------------
@@ -183,21 +183,35 @@ def test_custom_headers_override_defaults_without_regard_to_case() -> None:
     assert request.headers["User-Agent"] == "custom/1"
 
 
-def test_a_server_error_is_retried_and_the_notification_delivered_once() -> None:
+def test_a_server_error_is_transient_and_the_next_attempt_delivers_with_the_same_key() -> None:
     # GIVEN a receiver answering 500 and then 200
-    sleeps = Sleeps()
     with http_receiver(500, 200) as receiver:
         sub = webhook(receiver.url)
 
-        # WHEN delivered with retries
-        result = deliver_with_retry(sub, NOTE, published_at=PUBLISHED_AT, notification_id=3, sleep=sleeps)
+        # WHEN attempted twice (the worker schedules the second; see test_deliveries_durable)
+        first = attempt(sub, NOTE, published_at=PUBLISHED_AT, notification_id=3)
+        second = attempt(sub, NOTE, published_at=PUBLISHED_AT, notification_id=3)
 
-    # THEN the second attempt succeeded after one short backoff, with the same key both times
-    assert result == (True, None, 2)
-    assert len(sleeps) == 1
-    assert 0 <= sleeps[0] <= 0.2
+    # THEN the first is a transient failure, the second a delivery, with the same key both times
+    assert first == Attempt(False, f"{sub.name}: answered HTTP 500 Internal Server Error", transient=True)
+    assert second == Attempt(True)
     assert [r.method for r in receiver.requests] == ["POST", "POST"]
     assert len({r.headers["Idempotency-Key"] for r in receiver.requests}) == 1
+
+
+def test_a_retry_after_header_comes_back_with_the_transient_failure() -> None:
+    # GIVEN a receiver that asks for 120 s of quiet
+    with http_receiver(429, retry_after="120") as receiver:
+        sub = webhook(receiver.url)
+
+        # WHEN delivered directly, and attempted
+        with pytest.raises(RetryLater) as caught:
+            sub.deliver(NOTE, published_at=PUBLISHED_AT, notification_id=1)
+        result = attempt(sub, NOTE, published_at=PUBLISHED_AT, notification_id=1)
+
+    # THEN the header travels with the error, unparsed (the worker reads it against its clock)
+    assert caught.value.retry_after == "120"
+    assert (result.transient, result.retry_after) == (True, "120")
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 503])
@@ -214,43 +228,21 @@ def test_retryable_statuses_are_transient(status: int) -> None:
     assert str(caught.value).startswith(f"{sub.name}: answered HTTP {status}")
 
 
-def test_retries_stop_after_the_given_attempts_with_growing_backoff() -> None:
-    # GIVEN a receiver that is down for good
-    sleeps = Sleeps()
-    with http_receiver(503) as receiver:
-        sub = webhook(receiver.url)
-
-        # WHEN delivered with three attempts
-        delivered, error, attempts = deliver_with_retry(
-            sub, NOTE, published_at=PUBLISHED_AT, notification_id=1, attempts=3, sleep=sleeps
-        )
-
-    # THEN three requests were made, two backoffs slept, and the last error is reported
-    assert (delivered, attempts, len(receiver.requests)) == (False, 3, 3)
-    assert error is not None
-    assert "HTTP 503" in error
-    assert len(sleeps) == 2
-    assert sleeps[0] <= 0.2
-    assert sleeps[1] <= 0.4
-
-
 def test_a_client_error_is_permanent_and_not_retried() -> None:
     # GIVEN a receiver answering 404
-    sleeps = Sleeps()
     with http_receiver(404) as receiver:
         sub = webhook(receiver.url)
 
-        # WHEN delivered directly, and with retries
+        # WHEN delivered directly, and attempted
         with pytest.raises(DocklineError) as caught:
             sub.deliver(NOTE, published_at=PUBLISHED_AT, notification_id=1)
-        result = deliver_with_retry(sub, NOTE, published_at=PUBLISHED_AT, notification_id=1, sleep=sleeps)
+        result = attempt(sub, NOTE, published_at=PUBLISHED_AT, notification_id=1)
 
-    # THEN it is a permanent DeliveryError and the retry helper gave up after one attempt
+    # THEN it is a permanent DeliveryError, and the attempt says not to try again
     assert isinstance(caught.value, DeliveryError)
     assert not isinstance(caught.value, TransientError)
     assert str(caught.value) == f"{sub.name}: answered HTTP 404 Not Found"
-    assert result == (False, f"{sub.name}: answered HTTP 404 Not Found", 1)
-    assert sleeps == []
+    assert result == Attempt(False, f"{sub.name}: answered HTTP 404 Not Found", transient=False)
     assert len(receiver.requests) == 2
 
 
@@ -270,16 +262,15 @@ def test_a_redirect_is_not_followed() -> None:
 def test_a_closed_port_is_a_transient_connection_refused() -> None:
     # GIVEN a URL where nothing listens
     sub = webhook(f"http://127.0.0.1:{closed_port()}/hook")
-    sleeps = Sleeps()
 
-    # WHEN delivered directly, and with retries
+    # WHEN delivered directly, and attempted
     with pytest.raises(TransientError) as caught:
         sub.deliver(NOTE, published_at=PUBLISHED_AT, notification_id=1)
-    result = deliver_with_retry(sub, NOTE, published_at=PUBLISHED_AT, notification_id=1, sleep=sleeps)
+    result = attempt(sub, NOTE, published_at=PUBLISHED_AT, notification_id=1)
 
-    # THEN the error is one clear line, and every attempt was used
+    # THEN the error is one clear line, worth trying again later
     assert str(caught.value) == f"{sub.name}: connection refused"
-    assert result == (False, f"{sub.name}: connection refused", 3)
+    assert result == Attempt(False, f"{sub.name}: connection refused", transient=True)
 
 
 def test_a_receiver_that_never_answers_times_out_as_transient() -> None:
@@ -398,17 +389,17 @@ def test_build_subscriptions_rejects_bad_entries() -> None:
         build_subscriptions([config.EmailSubscription(host="127.0.0.1", to=())])
 
 
-def test_deliver_with_retry_never_raises_even_for_a_bug() -> None:
+def test_attempt_never_raises_even_for_a_bug() -> None:
     # GIVEN a subscription whose delivery has a bug
     class Broken(Subscription):
         def deliver(self, notification: Notification, *, published_at: str, notification_id: int) -> None:
             raise KeyError("oops")
 
-    # WHEN delivered with retries
-    result = deliver_with_retry(Broken(name="broken"), NOTE, published_at=PUBLISHED_AT, notification_id=1)
+    # WHEN attempted
+    result = attempt(Broken(name="broken"), NOTE, published_at=PUBLISHED_AT, notification_id=1)
 
-    # THEN the failure is reported, not raised, and not retried
-    assert result == (False, "broken: unexpected KeyError: 'oops'", 1)
+    # THEN the failure is reported, not raised, and not worth repeating
+    assert result == Attempt(False, "broken: unexpected KeyError: 'oops'", transient=False)
 
 
 # --- a real SMTP server -------------------------------------------------------------
@@ -503,21 +494,18 @@ def test_email_is_delivered_with_subject_addresses_and_body() -> None:
 def test_a_refused_recipient_is_permanent_and_not_retried() -> None:
     # GIVEN a server that does not know the recipient
     inbox = Inbox(refuse={"ops@example.com": "550 5.1.1 No such user"})
-    sleeps = Sleeps()
     with smtp_server(inbox) as port:
         sub = email(port)
 
-        # WHEN delivered directly, and with retries
+        # WHEN delivered directly, and attempted
         with pytest.raises(DeliveryError) as caught:
             sub.deliver(NOTE, published_at=PUBLISHED_AT, notification_id=1)
-        delivered, error, attempts = deliver_with_retry(
-            sub, NOTE, published_at=PUBLISHED_AT, notification_id=1, sleep=sleeps
-        )
+        result = attempt(sub, NOTE, published_at=PUBLISHED_AT, notification_id=1)
 
-    # THEN nothing was sent, the reason names the address, and one attempt was made
+    # THEN nothing was sent, the reason names the address, and it is not worth repeating
     assert inbox.messages == []
     assert str(caught.value) == f"{sub.name}: all recipients refused: ops@example.com: 550 5.1.1 No such user"
-    assert (delivered, error, attempts, sleeps) == (False, str(caught.value), 1, [])
+    assert result == Attempt(False, str(caught.value), transient=False)
 
 
 def test_a_temporarily_refused_recipient_is_transient() -> None:

@@ -68,11 +68,11 @@ CREATE TABLE IF NOT EXISTS notifications (
     attributes TEXT NOT NULL,
     published_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS deliveries (
+CREATE TABLE IF NOT EXISTS deliveries (  -- the outbox of the delivery worker (local/deliveries.py)
     notification_id INTEGER NOT NULL,
     subscription TEXT NOT NULL,
-    status TEXT NOT NULL,         -- delivered | failed
-    error TEXT,
+    status TEXT NOT NULL,         -- pending | sending | retrying | delivered | failed
+    error TEXT,                   -- the last attempt's reason
     attempts INTEGER NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (notification_id, subscription)
@@ -87,6 +87,17 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     failed_at TEXT NOT NULL
 );
 """
+
+
+_DELIVERY_COLUMNS = {
+    "next_attempt_at": "TEXT",  # ISO time the worker may try next; NULL: now
+    "owner": "TEXT",  # host:pid:token of the worker sending it (status 'sending')
+    "scheduled_from": "TEXT",  # ISO start of the retry horizon: first publish, or the last redeliver
+}
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def translate(exc: sqlite3.Error) -> DocklineError:
@@ -124,6 +135,27 @@ class Database:
             conn.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
         except sqlite3.Error as exc:
             raise translate(exc) from exc
+        self._add_delivery_columns(conn)
+
+    def _add_delivery_columns(self, conn: sqlite3.Connection) -> None:
+        """Schema 2 grew the deliveries' schedule in place: added columns are NULL in old
+        rows (due now, no owner), so older data dirs keep working and no version bump is
+        needed. Checked under the write lock: two processes may open an old file at once."""
+        if _DELIVERY_COLUMNS.keys() <= _columns(conn, "deliveries"):
+            return
+        self._begin(conn)
+        try:
+            for name, kind in _DELIVERY_COLUMNS.items():
+                if name not in _columns(conn, "deliveries"):
+                    conn.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
+            conn.execute("CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at)")
+        except sqlite3.Error as exc:
+            self._end(conn, commit=False)
+            raise translate(exc) from exc
+        except BaseException:
+            self._end(conn, commit=False)
+            raise
+        self._end(conn, commit=True)
 
     def _connect(self) -> sqlite3.Connection:
         try:

@@ -21,6 +21,7 @@ from dockline import redrive
 from dockline.config import Settings
 from dockline.lifecycle import Lifecycle, Step, Work
 from dockline.local.db import Database
+from dockline.local.deliveries import DeliveryWorker
 from dockline.local.ledger import SQLiteLedger
 from dockline.local.scan import ScanResult, current_ref, scan, version_of
 from dockline.local.store import FolderStore
@@ -61,7 +62,13 @@ class LocalEngine:
         self.db = Database(data_dir / "dockline.db")
         self.store = FolderStore(self.bucket_dir, max_object_bytes=settings.pipeline.max_object_bytes)
         self.ledger = SQLiteLedger(self.db, lease_seconds=settings.local.lease_seconds)
-        self.topic = LocalTopic(self.db, subscriptions=build_subscriptions(settings.local.subscriptions), echo=echo)
+        subscriptions = build_subscriptions(settings.local.subscriptions)
+        self.deliveries = DeliveryWorker(
+            self.db.path, subscriptions, horizon_seconds=settings.local.delivery_horizon_seconds, clock=clock
+        )
+        self.topic = LocalTopic(
+            self.db, subscriptions=subscriptions, echo=echo, clock=clock, on_publish=self.deliveries.wake
+        )
         self.dead_letters = SQLiteDeadLetters(self.db)
         self._clock = clock
         self.pipeline = Pipeline(
@@ -144,7 +151,7 @@ class LocalEngine:
         workers = workers or self.settings.local.concurrency
         total = RunSummary()
         started = time.perf_counter()
-        self.topic.flush()  # deliveries a previous run recorded but did not get to send
+        self.deliveries.start()  # in its own threads; also sends what a previous run left
         deadline = time.monotonic() + max_wait_seconds
         while True:
             result = self.scan()
@@ -166,6 +173,7 @@ class LocalEngine:
                 break
             time.sleep(self.settings.local.settle_seconds)
         total.seconds = time.perf_counter() - started
+        self.deliveries.stop(self.settings.local.stop_grace_seconds)  # what is due now, bounded
         return total
 
     def watch(
@@ -190,6 +198,7 @@ class LocalEngine:
         observer = Observer()
         observer.schedule(_Handler(), str(self.bucket_dir), recursive=True)
         observer.start()
+        self.deliveries.start()
         try:
             dirty.set()
             while not stop.is_set():
@@ -207,6 +216,7 @@ class LocalEngine:
                     stop.wait(self.settings.local.settle_seconds)
                     dirty.set()
         finally:
+            self.deliveries.stop(self.settings.local.stop_grace_seconds)
             observer.stop()
             observer.join(timeout=5)
 

@@ -1,8 +1,9 @@
 """Subscriptions of the local topic: deliver one notification to a webhook or a mailbox.
 
 Each ``[[local.subscriptions]]`` table in ``dockline.toml`` becomes one
-:class:`Subscription`. The topic asks :meth:`Subscription.wants` first, then calls
-:func:`deliver_with_retry`, which never raises and reports what happened.
+:class:`Subscription`. The topic asks :meth:`Subscription.wants` when it publishes;
+the delivery worker (``local/deliveries.py``) then calls :func:`attempt` once per
+try, which never raises and says whether a later try may succeed.
 
 Delivery is at least once: a retry after a lost answer sends the same notification
 again. Every delivery therefore carries a key that is stable for one notification
@@ -10,7 +11,8 @@ again. Every delivery therefore carries a key that is stable for one notificatio
 duplicates.
 
 Errors: :class:`~dockline.errors.TransientError` when trying again later may work
-(connection refused or reset, timeouts, HTTP 408/429/5xx, SMTP 4xx);
+(connection refused or reset, timeouts, HTTP 408/429/5xx, SMTP 4xx), as :class:`RetryLater`
+with the receiver's ``Retry-After`` where it sent one;
 :class:`DeliveryError` when the receiver refused for good (other HTTP 4xx, SMTP 5xx);
 :class:`~dockline.errors.ConfigError` when the settings cannot work (a bad URL, a
 missing password variable). Messages are one line and never carry a secret.
@@ -24,10 +26,10 @@ import logging
 import os
 import smtplib
 import ssl
-import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formatdate
@@ -37,7 +39,6 @@ from dockline import __version__, config
 from dockline.errors import ConfigError, DocklineError, TransientError
 from dockline.jsonx import dumps
 from dockline.models import Notification
-from dockline.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,14 @@ _RESERVED_HEADERS = frozenset({"content-length", "host", "transfer-encoding", "c
 
 class DeliveryError(DocklineError):
     """The receiver refused the notification for good: retrying it cannot succeed."""
+
+
+class RetryLater(TransientError):
+    """A transient refusal that came with the receiver's ``Retry-After`` header (raw text)."""
+
+    def __init__(self, message: str, *, retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Subscription(ABC):
@@ -151,17 +160,18 @@ class WebhookSubscription(Subscription):
             for existing in [h for h in headers if h.lower() == name.lower()]:
                 del headers[existing]
             headers[name] = str(value)
-        status, reason = self._post(body, headers)
+        status, reason, retry_after = self._post(body, headers)
         if 200 <= status < 300:
             return
         what = f"{self.name}: answered HTTP {status} {reason}".rstrip()
         if status >= 500 or status in _RETRYABLE_HTTP:
-            raise TransientError(what)
+            raise RetryLater(what, retry_after=retry_after)
         if 300 <= status < 400:
             raise DeliveryError(f"{what}; redirects are not followed, configure the final URL")
         raise DeliveryError(what)
 
-    def _post(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, str]:
+    def _post(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, str, str | None]:
+        """(status, reason, Retry-After header or None)."""
         timeout = self.settings.timeout_seconds
         connection: http.client.HTTPConnection
         if self._https:
@@ -173,7 +183,7 @@ class WebhookSubscription(Subscription):
             connection.request("POST", self._target, body=body, headers=dict(headers))
             response = connection.getresponse()
             response.read(64 * 1024)  # drain a little so the server sees a clean close
-            return response.status, response.reason or ""
+            return response.status, response.reason or "", response.getheader("Retry-After")
         except ssl.SSLCertVerificationError as exc:
             raise DeliveryError(f"{self.name}: TLS certificate rejected: {exc.verify_message}") from exc
         except (OSError, http.client.HTTPException) as exc:
@@ -303,38 +313,39 @@ def build_subscriptions(
     return subscriptions
 
 
-def deliver_with_retry(
-    sub: Subscription,
-    notification: Notification,
-    *,
-    published_at: str,
-    notification_id: int,
-    attempts: int = 3,
-    sleep: Callable[[float], None] = time.sleep,
-) -> tuple[bool, str | None, int]:
-    """Deliver, retrying TransientError with exponential backoff and jitter.
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one try of one delivery came to.
 
-    Returns ``(delivered, error, attempts made)``; ``error`` is the last one-line reason.
-    Never raises: a bug in a subscription is logged with its traceback and reported.
+    ``transient`` tells a failure worth trying again later from a refusal for good;
+    ``retry_after`` is the receiver's Retry-After header, unparsed, when it sent one.
+    """
+
+    delivered: bool
+    error: str | None = None
+    transient: bool = False
+    retry_after: str | None = None
+
+
+def attempt(sub: Subscription, notification: Notification, *, published_at: str, notification_id: int) -> Attempt:
+    """Deliver once and classify the result. Never raises: a bug in a subscription is
+    logged with its traceback and reported as a permanent failure.
+
     It does not consult ``sub.wants``: the caller decides who gets what.
     """
-    made = 0
-
-    def attempt() -> None:
-        nonlocal made
-        made += 1
-        sub.deliver(notification, published_at=published_at, notification_id=notification_id)
-
     try:
-        RetryPolicy(attempts=max(1, attempts), sleep=sleep).call(attempt)
-    except DocklineError as exc:
-        logger.warning("delivery of notification %s failed: %s", notification_id, exc)
-        return False, str(exc), made
-    # Never raising is the contract: the topic must record every outcome.
+        sub.deliver(notification, published_at=published_at, notification_id=notification_id)
+    except RetryLater as exc:
+        return Attempt(False, str(exc), transient=True, retry_after=exc.retry_after)
+    except TransientError as exc:
+        return Attempt(False, str(exc), transient=True)
+    except DocklineError as exc:  # DeliveryError, ConfigError: trying again cannot help
+        return Attempt(False, str(exc))
+    # Never raising is the contract: the worker must record every outcome.
     except Exception as exc:
         logger.exception("subscription %s failed unexpectedly", sub.name)
-        return False, " ".join(f"{sub.name}: unexpected {type(exc).__name__}: {exc}".split()), made
-    return True, None, made
+        return Attempt(False, " ".join(f"{sub.name}: unexpected {type(exc).__name__}: {exc}".split()))
+    return Attempt(True)
 
 
 def _redact_url(url: str) -> str:
