@@ -24,7 +24,7 @@ from dockline.config import Settings, load_settings
 from dockline.errors import ConfigError, DocklineError, UsageError
 from dockline.jsonx import dumps
 from dockline.models import Status
-from dockline.render import LineHandler, LiteralTable, literal, say
+from dockline.render import LineHandler, LiteralTable, literal, say, visible
 
 # Piped into a file or a CI log, tables get 160 columns instead of Rich's default 80
 # (COLUMNS still wins); a terminal keeps its own width.
@@ -352,13 +352,14 @@ def notifications_list(
         ("deliveries", 24),
     )
     for m in messages:
-        deliveries = Text("\n".join(_delivery_state(d) for d in m["deliveries"]))
+        # One line per delivery; each line's own text (a receiver's answer) shown literally.
+        deliveries = Text("\n".join(visible(_delivery_state(d)) for d in m["deliveries"]))
         table.add_row(
             str(m["id"]),
             m["published_at"],
-            Text(m["subject"]),
-            Text(m["message"]),
-            Text(str(m["attributes"].get("status", ""))),
+            m["subject"],
+            m["message"],
+            str(m["attributes"].get("status", "")),
             deliveries,
         )
     console.print(table)
