@@ -36,6 +36,7 @@ from email.utils import format_datetime, formatdate
 from urllib.parse import unquote, urlsplit
 
 from dockline import __version__, config
+from dockline.endpoints import url_problem
 from dockline.errors import ConfigError, DocklineError, TransientError
 from dockline.jsonx import dumps
 from dockline.models import Notification
@@ -111,13 +112,11 @@ class WebhookSubscription(Subscription):
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """Raises ConfigError for a URL that is not http(s) or headers that cannot be sent."""
+        problem = url_problem(settings.url)  # the one URL rule, also applied when the config loads
+        if problem is not None:
+            raise ConfigError(f"webhook url {_redact_url(settings.url)!r}: {problem}")
         parts = urlsplit(settings.url)
-        try:
-            port = parts.port
-        except ValueError:
-            raise ConfigError(f"webhook url has an invalid port: {_redact_url(settings.url)}") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"webhook url must be http:// or https:// with a host, not {_redact_url(settings.url)!r}")
+        port = parts.port
         for key, value in settings.headers.items():
             if not _sendable_header(key, str(value)):
                 raise ConfigError(f"webhook header {key!r} has a name or value that cannot be sent")
@@ -126,7 +125,7 @@ class WebhookSubscription(Subscription):
         super().__init__(name=f"webhook:{_redact_url(settings.url)}", filter_status=settings.filter_status)
         self.settings = settings
         self._https = parts.scheme == "https"
-        self._host = parts.hostname
+        self._host = parts.hostname or ""  # never empty: url_problem insists on a host
         self._port = port
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._auth: str | None = None
