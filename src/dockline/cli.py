@@ -61,10 +61,13 @@ class Context:
     def settings(self) -> Settings:
         return load_settings(self.config, search_dir=Path.cwd())
 
-    def engine(self, *, create: bool = True, echo: bool = False) -> Any:
+    def engine(self, *, create: bool = True, echo: bool = False, read_only: bool = False) -> Any:
+        """The local engine. ``read_only`` (for commands that only look): opens the database
+        read-only, never waits for a writer, works on a data dir the user cannot write.
+        Raises UsageError when there is no data yet and ``create`` is false or ``read_only``."""
         from dockline.local.engine import LocalEngine
 
-        if not create and not (self.data_dir / "dockline.db").exists():
+        if (read_only or not create) and not (self.data_dir / "dockline.db").exists():
             raise UsageError(
                 f"no dockline data in {self.data_dir} yet (use --data-dir, or `dockline put` / `dockline run` first)"
             )
@@ -72,6 +75,8 @@ class Context:
             self.data_dir,
             self.settings(),
             echo=(lambda line: console.print(line, markup=False, highlight=False)) if echo else None,
+            read_only=read_only,
+            on_wait=lambda line: err.print(line, markup=False, highlight=False),
         )
 
 
@@ -175,6 +180,8 @@ def run(
 
     c = _ctx(ctx)
     engine = c.engine(echo=not quiet)
+    stopper = _Stopper(engine, once=once)
+    stopper.install()
     if once:
         show_progress = err.is_terminal and quiet
         with Progress(
@@ -191,26 +198,98 @@ def run(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            summary = engine.run_once(workers=workers, progress=progress)
-        _print_summary(summary)
+            summary = engine.run_once(workers=workers, progress=progress, stop=stopper.stop)
+        stopper.finish(summary)
         return
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     err.print(
         f"watching {engine.bucket_dir} for {engine.settings.pipeline.prefix}* "
         f"({', '.join(engine.settings.pipeline.all_suffixes())}); Ctrl-C to stop",
         markup=False,
         highlight=False,
     )
-    try:
-        engine.watch(workers=workers, stop=stop, on_summary=_print_problems)
-    except KeyboardInterrupt:
-        stop.set()
-        err.print("stopped")
+    engine.watch(
+        workers=workers,
+        stop=stopper.stop,
+        on_summary=_print_problems,
+        on_trouble=lambda line: err.print(f"not processing: {line}", markup=False, highlight=False),
+    )
+    stopper.finish(None)
+
+
+class _Stopper:
+    """SIGINT/SIGTERM: the first stops taking new files and gives the files in flight
+    ``[local] stop_grace_seconds``, then releases them for the next run; a second stops at
+    once. Either way it says how many files were finished and how many released. SIGTSTP
+    (Ctrl-Z) first lets the unit being written commit, so a paused run holds no lock."""
+
+    def __init__(self, engine: Any, *, once: bool) -> None:
+        self.engine = engine
+        self.once = once
+        self.stop = threading.Event()
+        self.signum = 0
+        self._exiting = threading.Lock()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGTSTP, self._on_pause)
+
+    def _on_pause(self, _signum: int, _frame: object) -> None:
+        def pause() -> None:
+            with self.engine.db.idle():  # no unit of ours runs, so no lock is held while stopped
+                os.kill(os.getpid(), signal.SIGSTOP)
+
+        threading.Thread(target=pause, name="dockline-pause", daemon=True).start()
+
+    def _on_stop(self, signum: int, _frame: object) -> None:
+        if self.stop.is_set():
+            self._exit(
+                f"stopped at once: {self.engine.finished} files finished, {self.engine.in_flight()} in flight"
+                " left unfinished (the next run takes them at once)"
+            )
+        self.signum = signum
+        self.stop.set()
+        grace = self.engine.settings.local.stop_grace_seconds
+        err.print(
+            f"stopping: no new files; {self.engine.in_flight()} in flight get up to {grace:g}s"
+            f" ({signal.Signals(signum).name} again stops at once)",
+            markup=False,
+            highlight=False,
+        )
+        timer = threading.Timer(grace, self._expire)
+        timer.daemon = True
+        timer.start()
+
+    def _expire(self) -> None:
+        released = self.engine.release_in_flight()
+        self._exit(f"stopped: {self.engine.finished} files finished, {released} released for the next run")
+
+    def _exit(self, line: str) -> None:
+        if not self._exiting.acquire(blocking=False):
+            return
+        err.print(line, markup=False, highlight=False)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + (self.signum or signal.SIGTERM))  # worker threads may still be running: do not join them
+
+    def finish(self, summary: Any) -> None:
+        """The run ended on its own (or stopped within the grace period): report, pick the exit code."""
+        if not self._exiting.acquire(blocking=False):
+            threading.Event().wait()  # the grace timer is exiting the process
+        if summary is not None:
+            _print_summary(summary)
+        if self.stop.is_set():
+            err.print(f"stopped: {self.engine.finished} files finished, 0 released", markup=False, highlight=False)
+        if summary is not None and summary.trouble:
+            raise typer.Exit(1)
+        if self.once and self.stop.is_set():
+            raise typer.Exit(128 + self.signum)
 
 
 def _print_problems(summary: Any) -> None:
     for problem in summary.errors:
+        if summary.trouble and summary.trouble in problem:
+            continue  # said once, below
         err.print(f"not settled: {problem}", markup=False, highlight=False)
 
 
@@ -219,6 +298,13 @@ def _print_summary(summary: Any) -> None:
     line = f"{len(summary.outcomes)} files settled in {summary.seconds:.2f}s: " + ", ".join(parts)
     if summary.busy:
         line += f"; {summary.busy} held by another process"
+    if summary.trouble:
+        err.print(
+            f"dockline: error: {summary.trouble} ({line}; the rest is left for the next run)",
+            markup=False,
+            highlight=False,
+        )
+        return
     err.print(line, markup=False, highlight=False)
     _print_problems(summary)
 
@@ -233,7 +319,7 @@ def ledger_list(
     """List ledger items (pk, payload, bucket, key, status)."""
     from dockline.local.queries import list_items
 
-    items = list_items(_ctx(ctx).engine(create=False).db, limit=limit)
+    items = list_items(_ctx(ctx).engine(read_only=True).db, limit=limit)
     if as_json:
         _print_json(items)
         return
@@ -257,7 +343,7 @@ def ledger_get(
     """Show one ledger item by its pk."""
     from dockline.local.queries import get_item
 
-    item = get_item(_ctx(ctx).engine(create=False).db, pk)
+    item = get_item(_ctx(ctx).engine(read_only=True).db, pk)
     if item is None:
         raise UsageError(f"no ledger item with pk {pk!r}")
     if as_json:
@@ -279,7 +365,7 @@ def files_list(
     """List received object versions: key, status, reason, pk, attempts."""
     from dockline.local.queries import list_files
 
-    rows = list_files(_ctx(ctx).engine(create=False).db, status=status)
+    rows = list_files(_ctx(ctx).engine(read_only=True).db, status=status)
     if as_json:
         _print_json(rows)
         return
@@ -312,7 +398,7 @@ def notifications_list(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many messages.")] = None,
 ) -> None:
     """List the local topic's messages (subject, message, attributes, published_at)."""
-    engine = _ctx(ctx).engine(create=False)
+    engine = _ctx(ctx).engine(read_only=True)
     messages = engine.topic.messages(limit=limit)
     if as_json:
         _print_json(messages)
@@ -373,7 +459,7 @@ def _dead_letters(c: Context, queue_url: str | None, use_stack: bool) -> list[An
         from dockline.aws.deadletters import list_dead_letters
 
         return list_dead_letters(url, settings=c.settings())
-    return list(c.engine(create=False).dead_letters.list())
+    return list(c.engine(read_only=True).dead_letters.list())
 
 
 def _letter_json(letter: Any) -> dict[str, Any]:

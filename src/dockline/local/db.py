@@ -1,15 +1,29 @@
-"""The local engine's SQLite file: schema, connections, error translation.
+"""The local engine's SQLite file: schema, connections, locking, error translation.
 
 One file, ``<data-dir>/dockline.db``, in WAL mode, holds the ledger items, the state
 of every object version, the local topic's messages and the dead letters. WAL lets
-readers (``dockline files list``) run while a worker writes; ``BEGIN IMMEDIATE``
-serialises writers across processes.
+readers (``dockline files list``) run while a worker writes; they open the file
+read-only and never take a lock a writer could be waiting on.
+
+Writers of all processes take turns through a POSIX lock on ``dockline.db.lock``
+(its holder's pid is what a waiter names), held only while one unit's SQL runs: never
+while a file is read or decoded, so a paused process (SIGSTOP, Ctrl-Z) almost never
+holds it, and a stopped holder is named instead of failing with "database is locked".
+Each unit commits on its own with ``synchronous=NORMAL``; durability comes from an
+explicit fsync of the WAL (group commit: once per ``max_seconds`` inside ``group``,
+after every unit outside it). ``on_commit`` callbacks run only after that fsync, so
+nothing is counted or announced before it is durable.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import logging
+import os
+import re
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +31,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from dockline.errors import DocklineError, TransientError
+
+log = logging.getLogger("dockline.local")
 
 SCHEMA_VERSION = 2
 
@@ -89,144 +105,341 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 """
 
 
+class DatabaseUnavailable(DocklineError):
+    """The database cannot be written right now; no file is to blame. Try again later."""
+
+
+class StorageError(DatabaseUnavailable):
+    """The disk is full or failing (ENOSPC, EIO, SQLITE_FULL, SQLITE_IOERR)."""
+
+
+class LockWaitError(DatabaseUnavailable):
+    """Another process held the write lock for longer than ``lock_wait_seconds``."""
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EROFS}
+_STORAGE_WORDS = ("disk is full", "disk i/o error", "database or disk is full", "readonly database")
+
+
+def _storage_text(text: str) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in _STORAGE_WORDS)
+
+
 def translate(exc: sqlite3.Error) -> DocklineError:
-    """sqlite3 errors -> dockline errors: a busy/locked database is worth retrying."""
+    """sqlite3 errors -> dockline errors: a busy/locked database is worth retrying,
+    a full or failing disk is nobody's file's fault."""
     text = str(exc)
+    if _storage_text(text) or getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        return StorageError(f"the ledger database cannot be written: {text}")
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
         return TransientError(f"the ledger database is busy: {text}")
     return DocklineError(f"ledger database error: {text}")
 
 
-class Database:
-    """Per-thread connections to one SQLite file, created with the schema on first use."""
+def _os_error(exc: OSError, what: str) -> DocklineError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in _STORAGE_ERRNOS:
+        return StorageError(f"{what}: {reason}")
+    return DocklineError(f"{what}: {reason}")
 
-    def __init__(self, path: Path) -> None:
+
+_FLOCK = struct.Struct("@hhqqi4x")  # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid
+
+
+def lock_holder(lock_file: int) -> int | None:
+    """The pid holding the write lock on this open lock file, or None when it is free."""
+    probe = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+    l_type, _, _, _, pid = _FLOCK.unpack(fcntl.fcntl(lock_file, fcntl.F_GETLK, probe))
+    return None if l_type == fcntl.F_UNLCK else int(pid)
+
+
+def _is_stopped(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] in ("T", "t")
+
+
+class Database:
+    """Per-thread connections to one SQLite file.
+
+    ``read_only``: opens the file with ``mode=ro`` (or ``immutable`` when the data dir
+    cannot hold WAL index files), never creates or changes anything, takes no lock.
+    Raises DocklineError (one line) when the file cannot be opened.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        lock_wait_seconds: float = 30.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = path
+        self.read_only = read_only
+        self.lock_wait_seconds = lock_wait_seconds
+        self.on_wait = on_wait or log.warning
         self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Writers of this process take turns on one connection; processes take turns
-        # through flock on a lock file (the kernel queues waiters fairly, where SQLite's
-        # own busy handler polls and can starve a second `dockline run`).
+        # Writers of this process take turns on one connection (the RLock); processes
+        # take turns through the lock file.
         self._write_lock = threading.RLock()
         self._writer: sqlite3.Connection | None = None
-        self._lock_file = (path.parent / (path.name + ".lock")).open("a+b")
         self._group: _Group | None = None
         self._after_commit: list[Callable[[], object]] = []
-        conn = self.connection()
-        found = conn.execute("PRAGMA user_version").fetchone()[0]
-        if found not in (0, SCHEMA_VERSION):
-            raise DocklineError(
-                f"{path} was written by another dockline version (schema {found}, this one needs {SCHEMA_VERSION});"
-                " use a new --data-dir"
-            )
+        self._unsynced = False
+        self.trouble: DatabaseUnavailable | None = None  # the last storage/lock problem, until a commit works
+        self._trouble_gen = 0
+        self._lock_fd = -1
+        if read_only:
+            self.connection().execute("SELECT 1 FROM sqlite_master LIMIT 1")
+            return
         try:
-            # executescript commits on its own; the statements are idempotent.
-            conn.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
-        except sqlite3.Error as exc:
-            raise translate(exc) from exc
+            self._lock_fd = os.open(path.parent / (path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise _os_error(exc, f"cannot write to the data dir {path.parent}") from exc
+        self._ensure_schema()
 
+    # -- connections ---------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            if self.read_only:
+                return self._connect_read_only()
+            conn = sqlite3.connect(
+                self.path, timeout=self.lock_wait_seconds, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit survives a power loss, not only a crash of the process.
-            # Group commit (see ``group``) keeps that to one fsync per group.
-            conn.execute("PRAGMA synchronous=FULL")
+            # NORMAL: a commit is not fsynced by SQLite; ``_sync`` fsyncs the WAL before any
+            # commit is counted or announced, so a power loss loses nothing acknowledged.
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
             raise DocklineError(f"cannot open the ledger database {self.path}: {exc}") from exc
+        return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        uri = self.path.absolute().as_uri()
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=5.0, check_same_thread=False)
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        except sqlite3.OperationalError:
+            conn.close()
+            # A WAL reader needs the -shm file or the right to create it. Without both -wal
+            # and -shm (the last writer closed cleanly) the main file is complete and can be
+            # read as immutable; with a -wal left behind, immutable would show stale data.
+            if Path(f"{self.path}-wal").exists():
+                raise
+            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
         return conn
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, for reads (it sees committed data only)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self._connect()
+            try:
+                conn = self._local.conn = self._connect()
+            except sqlite3.Error as exc:
+                raise DocklineError(f"cannot read the ledger database {self.path}: {exc}") from exc
         return conn
 
+    def _writer_conn(self) -> sqlite3.Connection:
+        if self.read_only:
+            raise DocklineError(f"{self.path} is open read-only")
+        if self._writer is None:
+            self._writer = self._connect()
+        return self._writer
+
+    _TABLES = re.compile(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)")
+
+    def _ensure_schema(self) -> None:
+        """Create the schema unless it is there: an up-to-date file needs no write (and so
+        no lock) to open, so a stopped writer cannot keep a new process from starting."""
+        wanted = set(self._TABLES.findall(_SCHEMA))
+        try:
+            conn = self.connection()
+            found = conn.execute("PRAGMA user_version").fetchone()[0]
+            present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        if found not in (0, SCHEMA_VERSION):
+            raise DocklineError(
+                f"{self.path} was written by another dockline version"
+                f" (schema {found}, this one needs {SCHEMA_VERSION}); use a new --data-dir"
+            )
+        if found == SCHEMA_VERSION and wanted <= present:
+            return
+        with self._write_lock:
+            self._lock()
+            try:
+                # executescript commits on its own; the statements are idempotent.
+                self._writer_conn().executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+            finally:
+                self._unlock()
+            self._sync()
+
+    # -- the write lock --------------------------------------------------------------
+    def _try_lock(self) -> bool:
+        try:
+            fcntl.lockf(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise _os_error(exc, f"cannot lock {self.path}") from exc
+        return True
+
+    def _lock(self) -> None:
+        """Take the write lock, waiting at most ``lock_wait_seconds``; says once whom it waits for.
+
+        Raises LockWaitError when the holder keeps it longer.
+        """
+        if self._try_lock():
+            return
+        deadline = time.monotonic() + self.lock_wait_seconds
+        holder = lock_holder(self._lock_fd)
+        said = False
+        pause = 0.001
+        while True:
+            if not said and time.monotonic() > deadline - self.lock_wait_seconds + 1.0:
+                # Quiet for the first second: a busy neighbour is normal, a stuck one is news.
+                said = True
+                who = f"pid {holder}" if holder else "another process"
+                state = " (it is stopped; `kill -CONT` resumes it)" if holder and _is_stopped(holder) else ""
+                self.on_wait(
+                    f"waiting for {who}{state} to release the ledger lock on {self.path}"
+                    f" (up to {self.lock_wait_seconds:g}s)"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            if self._try_lock():
+                return
+            holder = lock_holder(self._lock_fd) or holder
+            if time.monotonic() >= deadline:
+                who = f"pid {holder}" if holder else "another process"
+                state = " (stopped)" if holder and _is_stopped(holder) else ""
+                error = LockWaitError(
+                    f"{who}{state} held the ledger lock on {self.path} for more than {self.lock_wait_seconds:g}s"
+                )
+                self._set_trouble(error)
+                raise error
+
+    def _unlock(self) -> None:
+        fcntl.lockf(self._lock_fd, fcntl.LOCK_UN)
+
+    def _set_trouble(self, error: DatabaseUnavailable) -> None:
+        self.trouble = error
+        self._trouble_gen += 1
+
+    @contextmanager
+    def idle(self) -> Iterator[None]:
+        """Hold this process's writers off: inside, no unit runs and no lock is held."""
+        with self._write_lock:
+            yield
+
+    # -- units -----------------------------------------------------------------------
     def on_commit(self, callback: Callable[[], object]) -> None:
-        """Run ``callback`` once after the next commit (outside the write lock)."""
+        """Run ``callback`` once the next commit is durable (outside the write lock).
+        Registered inside a unit that rolls back, it is dropped."""
         with self._write_lock:
             self._after_commit.append(callback)
 
-    def _begin(self, conn: sqlite3.Connection) -> None:
-        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
-            raise translate(exc) from exc
-
-    def _end(self, conn: sqlite3.Connection, *, commit: bool) -> None:
-        try:
-            conn.execute("COMMIT" if commit else "ROLLBACK")
-        except sqlite3.Error as exc:
-            with suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise translate(exc) from exc
-        finally:
-            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
-
-    def _take_callbacks(self) -> list[Callable[[], object]]:
+    def _sync(self) -> list[Callable[[], object]]:
+        """fsync the WAL: every commit so far is durable. Returns the callbacks now due."""
+        if self._unsynced or self._after_commit:
+            try:
+                fd = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                fd = -1  # checkpointed and removed: the checkpoint synced the main file
+            except OSError as exc:
+                self._after_commit.clear()
+                error = _os_error(exc, f"cannot sync {self.path}")
+                if isinstance(error, StorageError):
+                    self._set_trouble(error)
+                raise error from exc
+            if fd >= 0:
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    self._after_commit.clear()  # not durable: nothing of it is counted or announced
+                    error = _os_error(exc, f"cannot sync {self.path}")
+                    if isinstance(error, StorageError):
+                        self._set_trouble(error)
+                    raise error from exc
+                finally:
+                    os.close(fd)
+        self._unsynced = False
+        if self._group is not None:
+            self._group.open = False
         callbacks, self._after_commit = self._after_commit, []
         return callbacks
 
+    def _fail(self, conn: sqlite3.Connection, exc: BaseException, mark: int) -> BaseException:
+        """Roll a unit back (SQLite may have done it already, on SQLITE_FULL) and release the lock."""
+        with suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        self._unlock()
+        del self._after_commit[mark:]
+        if isinstance(exc, sqlite3.Error):
+            error = translate(exc)
+            if isinstance(error, StorageError):
+                self._set_trouble(error)
+            return error
+        return exc
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of writes; sqlite errors translated, rolled back on any error.
+        """One atomic unit of writes: BEGIN IMMEDIATE ... COMMIT under the write lock.
 
-        Alone it is BEGIN IMMEDIATE ... COMMIT. Inside ``group`` it is a savepoint in
-        the group's transaction, committed with the group.
+        Inside ``group`` the commit's fsync (and its callbacks) wait for the group's next
+        sync. Raises StorageError (disk full/failing), LockWaitError (another process held
+        the lock too long), DocklineError for other sqlite errors; rolled back on any error.
         """
+        seen = self._trouble_gen
         callbacks: list[Callable[[], object]] = []
         with self._write_lock:
-            if self._writer is None:
-                self._writer = self._connect()
-            conn = self._writer
+            if self._trouble_gen != seen and isinstance(self.trouble, LockWaitError):
+                raise self.trouble  # another thread of ours just waited the whole bound
+            conn = self._writer_conn()
+            mark = len(self._after_commit)
+            self._lock()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._fail(conn, exc, mark) from exc
+            try:
+                yield conn
+            except BaseException as exc:
+                error = self._fail(conn, exc, mark)
+                if error is exc:
+                    raise
+                raise error from exc
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._fail(conn, exc, mark) from exc
+            self._unlock()
+            self._unsynced = True
             group = self._group
-            if group is not None:
-                if not group.open:
-                    self._begin(conn)
-                    group.start()
-                conn.execute("SAVEPOINT unit")
-                try:
-                    yield conn
-                except BaseException as exc:
-                    conn.execute("ROLLBACK TO unit")
-                    conn.execute("RELEASE unit")
-                    if isinstance(exc, sqlite3.Error):
-                        raise translate(exc) from exc
-                    raise
-                conn.execute("RELEASE unit")
-                if group.due():
-                    self._end(conn, commit=True)
-                    group.open = False
-                    callbacks = self._take_callbacks()
-            else:
-                self._begin(conn)
-                try:
-                    yield conn
-                except BaseException as exc:
-                    self._end(conn, commit=False)
-                    if isinstance(exc, sqlite3.Error):
-                        raise translate(exc) from exc
-                    raise
-                self._end(conn, commit=True)
-                callbacks = self._take_callbacks()
+            if group is None or group.due():
+                callbacks = self._sync()
+            if self.trouble is not None and (isinstance(self.trouble, LockWaitError) or not self._unsynced):
+                self.trouble = None  # the lock came, or a commit is durable: the disk is back
         for callback in callbacks:
             callback()
 
     @contextmanager
     def group(self, *, max_seconds: float = 0.05, max_units: int = 2000) -> Iterator[None]:
-        """Group commit: every ``transaction`` in this block (from any thread) joins one
-        transaction, committed when it is ``max_seconds`` old or has ``max_units`` units,
-        and at the end. A crash loses at most the open group, never half a unit.
+        """Group commit: every ``transaction`` in this block (from any thread) commits on its
+        own but shares one fsync per ``max_seconds`` or ``max_units``, and one at the end.
+        A power loss loses at most the unsynced commits, whose callbacks have not run.
         """
         with self._write_lock:
-            if self._group is not None:  # already grouping: join it
-                nested = True
-            else:
-                nested = False
+            nested = self._group is not None
+            if not nested:
                 self._group = _Group(max_seconds, max_units)
         try:
             yield
@@ -234,10 +447,11 @@ class Database:
             callbacks: list[Callable[[], object]] = []
             if not nested:
                 with self._write_lock:
-                    group, self._group = self._group, None
-                    if group is not None and group.open and self._writer is not None:
-                        self._end(self._writer, commit=True)
-                        callbacks = self._take_callbacks()
+                    try:
+                        if not self.read_only:
+                            callbacks = self._sync()
+                    finally:
+                        self._group = None
             for callback in callbacks:
                 callback()
 
@@ -258,6 +472,9 @@ class Database:
             self._local.conn = None
         with self._write_lock:
             if self._writer is not None and self._group is None:
+                with suppress(DocklineError):
+                    for callback in self._sync():
+                        callback()
                 self._writer.close()
                 self._writer = None
 
@@ -270,11 +487,10 @@ class _Group:
         self.units = 0
         self.started = 0.0
 
-    def start(self) -> None:
-        self.open = True
-        self.units = 0
-        self.started = time.monotonic()
-
     def due(self) -> bool:
+        if not self.open:
+            self.open = True
+            self.units = 0
+            self.started = time.monotonic()
         self.units += 1
         return self.units >= self.max_units or time.monotonic() - self.started >= self.max_seconds
