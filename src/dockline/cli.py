@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -178,8 +179,21 @@ def run(
     """Watch the bucket folder and process matching new files (Ctrl-C stops)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from dockline.local.db import StorageError
+
     c = _ctx(ctx)
-    engine = c.engine(echo=not quiet)
+    backoff = 1.0
+    while True:
+        try:
+            engine = c.engine(echo=not quiet)
+            break
+        except StorageError as exc:
+            if once:
+                raise
+            # A watcher outlives a full disk: it says so, backs off and tries again.
+            err.print(f"not processing: {exc}; trying again in {backoff:g}s", markup=False, highlight=False)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
     stopper = _Stopper(engine, once=once)
     stopper.install()
     if once:

@@ -216,7 +216,8 @@ class Database:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
-            raise DocklineError(f"cannot open the ledger database {self.path}: {exc}") from exc
+            kind = StorageError if _storage_text(str(exc)) and not self.read_only else DocklineError
+            raise kind(f"cannot open the ledger database {self.path}: {exc}") from exc
         return conn
 
     def _connect_read_only(self) -> sqlite3.Connection:

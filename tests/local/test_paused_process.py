@@ -1,0 +1,122 @@
+"""Why 7: one paused process froze all others. Real processes, real SIGSTOP/SIGTSTP/SIGCONT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.local._procs import assert_each_once, dockline, drop, peek, run, wait_for, write_config
+
+HOLDER = """
+import os, signal, sys
+from pathlib import Path
+from dockline.local.db import Database
+db = Database(Path(sys.argv[1]))
+with db.transaction() as conn:
+    conn.execute("UPDATE files SET error = error")
+    print("holding", flush=True)
+    os.kill(os.getpid(), signal.SIGSTOP)  # paused inside a write: the worst moment
+"""
+
+
+def test_why7_a_process_stopped_holding_the_lock_is_named_and_never_blocks_readers(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    config = write_config(tmp_path / "dockline.toml", lock_wait_seconds=2)
+    drop(data_dir, "a.json", {"id": "a", "n": 1})
+    assert run(data_dir, "run", "--once", config=config).returncode == 0
+    # GIVEN a process stopped in the middle of a write transaction
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(data_dir / "dockline.db")], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"holding"
+        assert wait_for(lambda: Path(f"/proc/{holder.pid}/stat").read_text().split(") ")[1][0] == "T", 5)
+        drop(data_dir, "b.json", {"id": "b", "n": 2})
+        # WHEN a reader looks: THEN it answers at once
+        started = time.monotonic()
+        listed = run(data_dir, "files", "list", "--json", config=config, timeout=20)
+        assert listed.returncode == 0, listed.stderr
+        assert time.monotonic() - started < 5
+        # WHEN a writer runs --once: THEN it waits the bound, names the stopped pid, exits 1, one line
+        started = time.monotonic()
+        once = run(data_dir, "run", "--once", config=config, timeout=60)
+        took = time.monotonic() - started
+        assert once.returncode == 1, once.stderr
+        assert f"waiting for pid {holder.pid} (it is stopped" in once.stderr
+        assert "database is locked" not in once.stderr and "Traceback" not in once.stderr
+        assert f"pid {holder.pid} (stopped) held the ledger lock" in once.stderr
+        assert took < 30
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        holder.wait(timeout=20)
+    # AND once it is gone, the next run processes what was waiting
+    assert run(data_dir, "run", "--once", config=config).returncode == 0
+    assert_each_once(data_dir, ["incoming/a.json", "incoming/b.json"])
+
+
+def _holds_lock(data_dir: Path, pid: int) -> bool:
+    from dockline.local.db import lock_holder
+
+    fd = os.open(data_dir / "dockline.db.lock", os.O_RDWR)
+    try:
+        return lock_holder(fd) == pid
+    finally:
+        os.close(fd)
+
+
+def _pause_two_watchers(tmp_path: Path, pause: signal.Signals) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    config = write_config(tmp_path / "dockline.toml", lock_wait_seconds=3, poll_seconds=0.2)
+    assert run(data_dir, "run", "--once", config=config).returncode == 0  # create the database
+    keys = []
+    for i in range(60):
+        drop(data_dir, f"early-{i:03d}.json", {"id": f"early-{i}", "n": i})
+        keys.append(f"incoming/early-{i:03d}.json")
+    first = dockline(data_dir, "run", "--quiet", config=config)
+    second = dockline(data_dir, "run", "--quiet", config=config)
+    try:
+        assert wait_for(lambda: peek(data_dir, "SELECT count(*) FROM files")[0][0] >= 5, 30)
+        # GIVEN the first watcher paused mid-work (SIGSTOP: retried until it lands outside a
+        # write, since no process can be made to drop a lock while it is stopped)
+        for _ in range(50):
+            first.send_signal(pause)
+            assert wait_for(lambda: Path(f"/proc/{first.pid}/stat").read_text().split(") ")[1][0] == "T", 5)
+            if not _holds_lock(data_dir, first.pid):
+                break
+            first.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        assert not _holds_lock(data_dir, first.pid)
+        # WHEN files keep arriving
+        for i in range(40):
+            drop(data_dir, f"late-{i:03d}.json", {"id": f"late-{i}", "n": i})
+            keys.append(f"incoming/late-{i:03d}.json")
+        # THEN the other watcher processes every new file within a bound
+        late = "SELECT count(*) FROM files WHERE key LIKE 'incoming/late-%' AND status = 'processed'"
+        assert wait_for(lambda: peek(data_dir, late)[0][0] == 40, 30), peek(data_dir, late)
+        # AND files list answers at once
+        started = time.monotonic()
+        assert run(data_dir, "files", "list", config=config, timeout=20).returncode == 0
+        assert time.monotonic() - started < 5
+    finally:
+        first.send_signal(signal.SIGCONT)
+    # AND after SIGCONT nothing is processed twice and nothing is lost
+    done = "SELECT count(*) FROM files WHERE status = 'processed'"
+    assert wait_for(lambda: peek(data_dir, done)[0][0] == len(keys), 30)
+    for proc in (first, second):
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err and "database is locked" not in err
+    assert_each_once(data_dir, keys)
+
+
+def test_why7_ctrl_z_on_one_watcher_does_not_stop_the_other(tmp_path: Path) -> None:
+    _pause_two_watchers(tmp_path, signal.SIGTSTP)
+
+
+def test_why7_sigstop_on_one_watcher_outside_a_write_does_not_stop_the_other(tmp_path: Path) -> None:
+    _pause_two_watchers(tmp_path, signal.SIGSTOP)
