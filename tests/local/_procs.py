@@ -77,7 +77,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
-def assert_each_once(data_dir: Path, keys: list[str]) -> None:
+def assert_each_once(data_dir: Path, keys: list[str], *, items_per_key: int = 1) -> None:
     """Every key settled exactly once: one processed version, one item, one notification."""
     rows = peek(data_dir, "SELECT key, status, attempts FROM files")
     by_key = {str(k): (s, a) for k, s, a in rows}
@@ -86,7 +86,7 @@ def assert_each_once(data_dir: Path, keys: list[str]) -> None:
     assert not missing, f"lost: {missing[:5]}"
     assert all(by_key[k][0] == "processed" for k in keys), {k: by_key[k] for k in keys if by_key[k][0] != "processed"}
     items = peek(data_dir, "SELECT count(*) FROM items")[0][0]
-    assert items == len(keys)
+    assert items == len(keys) * items_per_key
     sent = peek(data_dir, "SELECT json_extract(attributes, '$.key'), count(*) FROM notifications GROUP BY 1")
     twice = [k for k, n in sent if int(str(n)) > 1]
     assert not twice, f"notified twice: {twice[:5]}"
