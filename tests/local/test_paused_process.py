@@ -57,6 +57,14 @@ def test_why7_a_process_stopped_holding_the_lock_is_named_and_never_blocks_reade
     assert_each_once(data_dir, ["incoming/a.json", "incoming/b.json"])
 
 
+def _wait_stopped(pid: int) -> None:
+    for _ in range(5000):
+        if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "T":
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"pid {pid} did not stop")
+
+
 def _holds_lock(data_dir: Path, pid: int) -> bool:
     from dockline.local.db import lock_holder
 
@@ -73,23 +81,28 @@ def _pause_two_watchers(tmp_path: Path, pause: signal.Signals) -> None:
     config = write_config(tmp_path / "dockline.toml", lock_wait_seconds=3, poll_seconds=0.2)
     assert run(data_dir, "run", "--once", config=config).returncode == 0  # create the database
     keys = []
-    for i in range(60):
+    for i in range(300):
         drop(data_dir, f"early-{i:03d}.json", {"id": f"early-{i}", "n": i})
         keys.append(f"incoming/early-{i:03d}.json")
     first = dockline(data_dir, "run", "--quiet", config=config)
     second = dockline(data_dir, "run", "--quiet", config=config)
     try:
+        for proc in (first, second):  # both past start-up, signal handlers in place
+            assert proc.stderr is not None and proc.stderr.readline().startswith("watching ")
         assert wait_for(lambda: peek(data_dir, "SELECT count(*) FROM files")[0][0] >= 5, 30)
         # GIVEN the first watcher paused mid-work (SIGSTOP: retried until it lands outside a
         # write, since no process can be made to drop a lock while it is stopped)
-        for _ in range(50):
+        for attempt in range(1, 51):  # noqa: B007 - reported after the loop
             first.send_signal(pause)
-            assert wait_for(lambda: Path(f"/proc/{first.pid}/stat").read_text().split(") ")[1][0] == "T", 5)
+            _wait_stopped(first.pid)
             if not _holds_lock(data_dir, first.pid):
                 break
             first.send_signal(signal.SIGCONT)
             time.sleep(0.01)
+        print(f"{pause.name} landed outside a write at attempt {attempt}")
         assert not _holds_lock(data_dir, first.pid)
+        early = "SELECT count(*) FROM files WHERE key LIKE 'incoming/early-%' AND status = 'processed'"
+        assert peek(data_dir, early)[0][0] < 300, "paused after the work was done: proves nothing"
         # WHEN files keep arriving
         for i in range(40):
             drop(data_dir, f"late-{i:03d}.json", {"id": f"late-{i}", "n": i})
@@ -109,7 +122,7 @@ def _pause_two_watchers(tmp_path: Path, pause: signal.Signals) -> None:
     for proc in (first, second):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
+        assert proc.returncode == 0, (proc is first, err)
         assert "Traceback" not in err and "database is locked" not in err
     assert_each_once(data_dir, keys)
 

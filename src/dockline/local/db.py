@@ -5,8 +5,8 @@ of every object version, the local topic's messages and the dead letters. WAL le
 readers (``dockline files list``) run while a worker writes; they open the file
 read-only and never take a lock a writer could be waiting on.
 
-Writers of all processes take turns through a POSIX lock on ``dockline.db.lock``
-(its holder's pid is what a waiter names), held only while one unit's SQL runs: never
+Writers of all processes take turns through an OFD lock on ``dockline.db.lock``
+(its holder writes its pid there: that is whom a waiter names), held only while one unit's SQL runs: never
 while a file is read or decoded, so a paused process (SIGSTOP, Ctrl-Z) almost never
 holds it, and a stopped holder is named instead of failing with "database is locked".
 Each unit commits on its own with ``synchronous=NORMAL``; durability comes from an
@@ -145,13 +145,23 @@ def _os_error(exc: OSError, what: str) -> DocklineError:
 
 
 _FLOCK = struct.Struct("@hhqqi4x")  # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid
+_PID = struct.Struct("@q")
+
+
+def _ofd(fd: int, command: int, kind: int) -> bytes:
+    # Open-file-description locks: owned by one open of the lock file, not by the process,
+    # so a helper thread can wait for one without blocking (see ``Database._lock``).
+    return fcntl.fcntl(fd, command, _FLOCK.pack(kind, os.SEEK_SET, 0, 0, 0))
 
 
 def lock_holder(lock_file: int) -> int | None:
-    """The pid holding the write lock on this open lock file, or None when it is free."""
-    probe = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
-    l_type, _, _, _, pid = _FLOCK.unpack(fcntl.fcntl(lock_file, fcntl.F_GETLK, probe))
-    return None if l_type == fcntl.F_UNLCK else int(pid)
+    """The pid holding the write lock (as the holder wrote it into the lock file), 0 when it
+    is held by a process that has not written its pid yet, None when the lock is free."""
+    l_type = _FLOCK.unpack(_ofd(lock_file, fcntl.F_OFD_GETLK, fcntl.F_WRLCK))[0]
+    if l_type == fcntl.F_UNLCK:
+        return None
+    raw = os.pread(lock_file, _PID.size, 0)
+    return int(_PID.unpack(raw)[0]) if len(raw) == _PID.size else 0
 
 
 def _is_stopped(pid: int) -> bool:
@@ -193,11 +203,13 @@ class Database:
         self.trouble: DatabaseUnavailable | None = None  # the last storage/lock problem, until a commit works
         self._trouble_gen = 0
         self._lock_fd = -1
+        self._held_fd = -1
+        self._lock_path = path.parent / (path.name + ".lock")
         if read_only:
             self.connection().execute("SELECT 1 FROM sqlite_master LIMIT 1")
             return
         try:
-            self._lock_fd = os.open(path.parent / (path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise _os_error(exc, f"cannot write to the data dir {path.parent}") from exc
         self._ensure_schema()
@@ -283,9 +295,9 @@ class Database:
             self._sync()
 
     # -- the write lock --------------------------------------------------------------
-    def _try_lock(self) -> bool:
+    def _try_lock(self, fd: int) -> bool:
         try:
-            fcntl.lockf(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _ofd(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 return False
@@ -295,40 +307,75 @@ class Database:
     def _lock(self) -> None:
         """Take the write lock, waiting at most ``lock_wait_seconds``; says once whom it waits for.
 
-        Raises LockWaitError when the holder keeps it longer.
+        The wait blocks in the kernel (F_OFD_SETLKW, in a helper thread on its own open of the
+        lock file), so a waiter gets the lock as soon as it is released instead of polling
+        for a gap a busy neighbour never leaves. Raises LockWaitError when the bound passes.
         """
-        if self._try_lock():
-            return
-        deadline = time.monotonic() + self.lock_wait_seconds
-        holder = lock_holder(self._lock_fd)
-        said = False
-        pause = 0.001
-        while True:
-            if not said and time.monotonic() > deadline - self.lock_wait_seconds + 1.0:
-                # Quiet for the first second: a busy neighbour is normal, a stuck one is news.
-                said = True
-                who = f"pid {holder}" if holder else "another process"
-                state = " (it is stopped; `kill -CONT` resumes it)" if holder and _is_stopped(holder) else ""
-                self.on_wait(
-                    f"waiting for {who}{state} to release the ledger lock on {self.path}"
-                    f" (up to {self.lock_wait_seconds:g}s)"
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
-            if self._try_lock():
-                return
-            holder = lock_holder(self._lock_fd) or holder
-            if time.monotonic() >= deadline:
-                who = f"pid {holder}" if holder else "another process"
-                state = " (stopped)" if holder and _is_stopped(holder) else ""
+        if not self._try_lock(self._lock_fd):
+            self._held_fd = self._wait_for_lock()
+        else:
+            self._held_fd = self._lock_fd
+        with suppress(OSError):  # only a name for waiters' messages: never worth failing for
+            os.pwrite(self._held_fd, _PID.pack(os.getpid()), 0)
+
+    def _wait_for_lock(self) -> int:
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CLOEXEC)
+        got = threading.Event()
+        abandoned: list[bool] = []
+        errors: list[OSError] = []
+        guard = threading.Lock()
+
+        def wait() -> None:
+            try:
+                _ofd(fd, fcntl.F_OFD_SETLKW, fcntl.F_WRLCK)
+            except OSError as exc:
+                errors.append(exc)
+            with guard:
+                if abandoned:  # too late: the caller gave up; let the others have it
+                    with suppress(OSError):
+                        os.close(fd)
+                    return
+                got.set()
+
+        threading.Thread(target=wait, name="dockline-lock-wait", daemon=True).start()
+        # Quiet for the first second: a busy neighbour is normal, a stuck one is news.
+        if not got.wait(min(1.0, self.lock_wait_seconds)):
+            self.on_wait(
+                f"waiting for {self._holder_text(wait_hint=True)} to release the ledger lock on"
+                f" {self.path} (up to {self.lock_wait_seconds:g}s)"
+            )
+            got.wait(max(0.0, self.lock_wait_seconds - 1.0))
+        with guard:
+            if not got.is_set():
+                abandoned.append(True)
                 error = LockWaitError(
-                    f"{who}{state} held the ledger lock on {self.path} for more than {self.lock_wait_seconds:g}s"
+                    f"{self._holder_text()} held the ledger lock on {self.path}"
+                    f" for more than {self.lock_wait_seconds:g}s"
                 )
                 self._set_trouble(error)
                 raise error
+        if errors:
+            os.close(fd)
+            raise _os_error(errors[0], f"cannot lock {self.path}")
+        return fd
+
+    def _holder_text(self, *, wait_hint: bool = False) -> str:
+        holder = lock_holder(self._lock_fd)
+        if not holder:
+            return "another process"
+        if _is_stopped(holder):
+            return (
+                f"pid {holder} (it is stopped; `kill -CONT {holder}` resumes it)"
+                if wait_hint
+                else f"pid {holder} (stopped)"
+            )
+        return f"pid {holder}"
 
     def _unlock(self) -> None:
-        fcntl.lockf(self._lock_fd, fcntl.LOCK_UN)
+        fd, self._held_fd = self._held_fd, -1
+        _ofd(fd, fcntl.F_OFD_SETLK, fcntl.F_UNLCK)
+        if fd != self._lock_fd:
+            os.close(fd)
 
     def _set_trouble(self, error: DatabaseUnavailable) -> None:
         self.trouble = error
