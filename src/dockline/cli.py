@@ -177,8 +177,6 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print a line per notification.")] = False,
 ) -> None:
     """Watch the bucket folder and process matching new files (Ctrl-C stops)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from dockline.local.db import StorageError
 
     c = _ctx(ctx)
@@ -194,6 +192,15 @@ def run(
             err.print(f"not processing: {exc}; trying again in {backoff:g}s", markup=False, highlight=False)
             time.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+    try:
+        _run(engine, once=once, workers=workers, quiet=quiet)
+    finally:
+        engine.db.close()  # the last sync, and a clean WAL for read-only users
+
+
+def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     stopper = _Stopper(engine, once=once)
     stopper.install()
     if once:

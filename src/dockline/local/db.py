@@ -164,6 +164,11 @@ def lock_holder(lock_file: int) -> int | None:
     return int(_PID.unpack(raw)[0]) if len(raw) == _PID.size else 0
 
 
+def _say_holder(fd: int) -> None:
+    with suppress(OSError):  # only a name for waiters' messages: never worth failing for
+        os.pwrite(fd, _PID.pack(os.getpid()), 0)
+
+
 def _is_stopped(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -198,8 +203,21 @@ class Database:
         self._write_lock = threading.RLock()
         self._writer: sqlite3.Connection | None = None
         self._group: _Group | None = None
-        self._after_commit: list[Callable[[], object]] = []
+        self._after_commit: list[tuple[int | None, Callable[[], object]]] = []  # (chain, callback)
         self._unsynced = False
+        self._synced_at = time.monotonic()
+        # The open chain: one SQLite transaction holding units that came back to back.
+        self._chain: int | None = None
+        self._chain_seq = 0
+        self._chain_started = 0.0
+        self._chain_last = 0.0
+        self._chain_units = 0
+        self._lost: set[int] = set()  # chains rolled back whole after their units returned
+        self.linger_seconds = 0.002
+        self._linger_wake = threading.Condition(self._write_lock)
+        self._linger_thread: threading.Thread | None = None
+        self._closed = False
+        self._ready: list[Callable[[], object]] = []  # due callbacks the committer thread found
         self.trouble: DatabaseUnavailable | None = None  # the last storage/lock problem, until a commit works
         self._trouble_gen = 0
         self._lock_fd = -1
@@ -315,8 +333,7 @@ class Database:
             self._held_fd = self._wait_for_lock()
         else:
             self._held_fd = self._lock_fd
-        with suppress(OSError):  # only a name for waiters' messages: never worth failing for
-            os.pwrite(self._held_fd, _PID.pack(os.getpid()), 0)
+            _say_holder(self._lock_fd)
 
     def _wait_for_lock(self) -> int:
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CLOEXEC)
@@ -328,6 +345,7 @@ class Database:
         def wait() -> None:
             try:
                 _ofd(fd, fcntl.F_OFD_SETLKW, fcntl.F_WRLCK)
+                _say_holder(fd)  # at once: a waiter must never see the last holder's pid
             except OSError as exc:
                 errors.append(exc)
             with guard:
@@ -383,16 +401,32 @@ class Database:
 
     @contextmanager
     def idle(self) -> Iterator[None]:
-        """Hold this process's writers off: inside, no unit runs and no lock is held."""
+        """Hold this process's writers off: inside, no unit runs, no transaction is open and
+        no lock is held (an open chain is committed first)."""
         with self._write_lock:
+            callbacks = self._end_chain() if self._chain is not None else []
+            callbacks, self._ready = self._ready + callbacks, []
             yield
+        for callback in callbacks:
+            callback()
+
+    def commit_now(self) -> None:
+        """End the open chain and fsync now (before exiting without leaving ``group``)."""
+        with self._write_lock:
+            callbacks = self._end_chain() if self._chain is not None else []
+            callbacks, self._ready = self._ready + callbacks + self._sync(), []
+        for callback in callbacks:
+            callback()
 
     # -- units -----------------------------------------------------------------------
     def on_commit(self, callback: Callable[[], object]) -> None:
-        """Run ``callback`` once the next commit is durable (outside the write lock).
-        Registered inside a unit that rolls back, it is dropped."""
+        """Run ``callback`` once the writes this thread made so far are durable (outside the
+        write lock). Dropped when they are lost (disk full mid-group) or roll back."""
         with self._write_lock:
-            self._after_commit.append(callback)
+            chain = getattr(self._local, "chain", None)
+            if chain is not None and chain in self._lost:
+                return
+            self._after_commit.append((chain, callback))
 
     def _sync(self) -> list[Callable[[], object]]:
         """fsync the WAL: every commit so far is durable. Returns the callbacks now due."""
@@ -402,93 +436,185 @@ class Database:
             except FileNotFoundError:
                 fd = -1  # checkpointed and removed: the checkpoint synced the main file
             except OSError as exc:
-                self._after_commit.clear()
-                error = _os_error(exc, f"cannot sync {self.path}")
-                if isinstance(error, StorageError):
-                    self._set_trouble(error)
-                raise error from exc
+                raise self._sync_failed(exc) from exc
             if fd >= 0:
                 try:
                     os.fsync(fd)
                 except OSError as exc:
-                    self._after_commit.clear()  # not durable: nothing of it is counted or announced
-                    error = _os_error(exc, f"cannot sync {self.path}")
-                    if isinstance(error, StorageError):
-                        self._set_trouble(error)
-                    raise error from exc
+                    raise self._sync_failed(exc) from exc
                 finally:
                     os.close(fd)
         self._unsynced = False
-        if self._group is not None:
-            self._group.open = False
-        callbacks, self._after_commit = self._after_commit, []
+        self._synced_at = time.monotonic()
+        callbacks = [callback for _, callback in self._after_commit]
+        self._after_commit = []
         return callbacks
 
-    def _fail(self, conn: sqlite3.Connection, exc: BaseException, mark: int) -> BaseException:
-        """Roll a unit back (SQLite may have done it already, on SQLITE_FULL) and release the lock."""
-        with suppress(sqlite3.Error):
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+    def _sync_failed(self, exc: OSError) -> DocklineError:
+        self._after_commit.clear()  # not durable: nothing of it is counted or announced
+        error = _os_error(exc, f"cannot sync {self.path}")
+        if isinstance(error, StorageError):
+            self._set_trouble(error)
+        return error
+
+    def _start_chain(self, conn: sqlite3.Connection) -> None:
+        self._lock()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._unlock()
+            raise self._storage(translate(exc)) from exc
+        self._chain_seq += 1
+        self._chain = self._chain_seq
+        self._chain_started = time.monotonic()
+        self._chain_units = 0
+
+    def _end_chain(self) -> list[Callable[[], object]]:
+        """COMMIT the open chain and release the lock; fsync when due. Returns due callbacks.
+        Raises StorageError (the chain is lost) when the commit fails."""
+        conn = self._writer
+        assert conn is not None and self._chain is not None
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._lose_chain(translate(exc)) from exc
+        self._chain = None
         self._unlock()
-        del self._after_commit[mark:]
-        if isinstance(exc, sqlite3.Error):
-            error = translate(exc)
-            if isinstance(error, StorageError):
-                self._set_trouble(error)
-            return error
-        return exc
+        self._unsynced = True
+        group = self._group
+        due = group is None or time.monotonic() - self._synced_at >= group.max_seconds
+        callbacks = self._sync() if due else []
+        if self.trouble is not None and (isinstance(self.trouble, LockWaitError) or not self._unsynced):
+            self.trouble = None  # the lock came, or a commit is durable: the disk is back
+        return callbacks
+
+    def _lose_chain(self, error: DocklineError) -> DocklineError:
+        """Roll the open chain back whole: its units' threads learn it at their next unit."""
+        conn = self._writer
+        with suppress(sqlite3.Error):
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+        lost = self._chain
+        self._chain = None
+        self._unlock()
+        if lost is not None:
+            self._lost.add(lost)
+            self._after_commit = [(c, cb) for c, cb in self._after_commit if c != lost]
+        return self._storage(error)
+
+    def _storage(self, error: DocklineError) -> DocklineError:
+        if isinstance(error, StorageError):
+            self._set_trouble(error)
+        return error
+
+    def _linger(self) -> None:
+        """Committer thread: ends a chain ``linger`` seconds after its last unit, so the lock
+        is never held while this process does something other than SQL for longer."""
+        with self._linger_wake:
+            while not self._closed:
+                if self._chain is None:
+                    self._linger_wake.wait()
+                    continue
+                quiet = time.monotonic() - self._chain_last
+                if quiet < self.linger_seconds:
+                    self._linger_wake.wait(self.linger_seconds - quiet)
+                    continue
+                with suppress(DocklineError):
+                    # Run by the next unit or the group's end, on a thread that does the
+                    # work: this one is a daemon and must never be the one left holding it.
+                    self._ready += self._end_chain()
+
+    def _unit_failed(self, conn: sqlite3.Connection, exc: BaseException, mark: int) -> BaseException:
+        """Undo one unit; when SQLite undid its whole chain, the chain is lost. Returns the error to raise."""
+        error: BaseException = exc
+        translated = translate(exc) if isinstance(exc, sqlite3.Error) else None
+        try:
+            if not conn.in_transaction:
+                raise sqlite3.OperationalError("the transaction was rolled back")
+            conn.execute("ROLLBACK TO unit")
+            conn.execute("RELEASE unit")
+            del self._after_commit[mark:]
+            if translated is not None:
+                error = self._storage(translated)
+        except sqlite3.Error:  # SQLite gave up the whole chain (SQLITE_FULL, IOERR)
+            error = self._lose_chain(translated or StorageError(f"the ledger database failed: {exc}"))
+        if self._chain is not None and (self._group is None or self._chain_units == 0):
+            with suppress(DocklineError):
+                self._ready += self._end_chain()  # nothing of this unit is in it: release the lock
+        return error
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of writes: BEGIN IMMEDIATE ... COMMIT under the write lock.
+        """One atomic unit of writes (a savepoint in a chain: BEGIN IMMEDIATE ... COMMIT).
 
-        Inside ``group`` the commit's fsync (and its callbacks) wait for the group's next
-        sync. Raises StorageError (disk full/failing), LockWaitError (another process held
-        the lock too long), DocklineError for other sqlite errors; rolled back on any error.
+        Alone, the chain is this unit: committed and fsynced before it returns. Inside
+        ``group``, units that follow each other within ``linger_seconds`` share one chain
+        (one commit), and their fsync is shared for ``max_seconds``; a unit's callbacks run
+        after that fsync. Raises StorageError (disk full/failing; also at the next unit of a
+        thread whose earlier unit was lost with its chain), LockWaitError (another process
+        held the lock too long), DocklineError for other sqlite errors; rolled back on error.
         """
         seen = self._trouble_gen
         callbacks: list[Callable[[], object]] = []
         with self._write_lock:
             if self._trouble_gen != seen and isinstance(self.trouble, LockWaitError):
                 raise self.trouble  # another thread of ours just waited the whole bound
+            mine = getattr(self._local, "chain", None)
+            if mine is not None and mine in self._lost:
+                self._local.chain = None
+                raise StorageError(
+                    f"an earlier write of this file was lost with its group: {self.trouble or 'disk full'}"
+                )
             conn = self._writer_conn()
+            if self._chain is None:
+                self._start_chain(conn)
+            self._local.chain = self._chain
             mark = len(self._after_commit)
-            self._lock()
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("SAVEPOINT unit")
             except sqlite3.Error as exc:
-                raise self._fail(conn, exc, mark) from exc
+                raise self._lose_chain(translate(exc)) from exc
             try:
                 yield conn
             except BaseException as exc:
-                error = self._fail(conn, exc, mark)
+                error = self._unit_failed(conn, exc, mark)
                 if error is exc:
                     raise
                 raise error from exc
             try:
-                conn.execute("COMMIT")
+                conn.execute("RELEASE unit")
             except sqlite3.Error as exc:
-                raise self._fail(conn, exc, mark) from exc
-            self._unlock()
-            self._unsynced = True
+                raise self._lose_chain(translate(exc)) from exc
+            self._chain_units += 1
+            self._chain_last = time.monotonic()
             group = self._group
-            if group is None or group.due():
-                callbacks = self._sync()
-            if self.trouble is not None and (isinstance(self.trouble, LockWaitError) or not self._unsynced):
-                self.trouble = None  # the lock came, or a commit is durable: the disk is back
+            if (
+                group is None
+                or self._chain_units >= group.max_units
+                or self._chain_last - self._chain_started >= group.max_seconds
+            ):
+                callbacks = self._end_chain()
+            else:
+                with self._linger_wake:
+                    self._linger_wake.notify()
+            callbacks, self._ready = self._ready + callbacks, []
         for callback in callbacks:
             callback()
 
     @contextmanager
     def group(self, *, max_seconds: float = 0.05, max_units: int = 2000) -> Iterator[None]:
-        """Group commit: every ``transaction`` in this block (from any thread) commits on its
-        own but shares one fsync per ``max_seconds`` or ``max_units``, and one at the end.
-        A power loss loses at most the unsynced commits, whose callbacks have not run.
+        """Group commit: units in this block (from any thread) share commits while they come
+        back to back (within ``linger_seconds``) and share an fsync per ``max_seconds``.
+        A power loss loses at most the unsynced commits, whose callbacks have not run; a
+        storage error loses at most the open chain, whose units' files are left for later.
         """
         with self._write_lock:
             nested = self._group is not None
             if not nested:
                 self._group = _Group(max_seconds, max_units)
+                if self._linger_thread is None and not self.read_only:
+                    self._linger_thread = threading.Thread(target=self._linger, name="dockline-commit", daemon=True)
+                    self._linger_thread.start()
         try:
             yield
         finally:
@@ -496,10 +622,13 @@ class Database:
             if not nested:
                 with self._write_lock:
                     try:
+                        if self._chain is not None:
+                            callbacks = self._end_chain()
                         if not self.read_only:
-                            callbacks = self._sync()
+                            callbacks += self._sync()
                     finally:
                         self._group = None
+                        callbacks, self._ready = self._ready + callbacks, []
             for callback in callbacks:
                 callback()
 
@@ -519,9 +648,12 @@ class Database:
             conn.close()
             self._local.conn = None
         with self._write_lock:
+            self._closed = True
+            self._linger_wake.notify_all()
             if self._writer is not None and self._group is None:
                 with suppress(DocklineError):
-                    for callback in self._sync():
+                    callbacks = self._end_chain() if self._chain is not None else []
+                    for callback in callbacks + self._sync():
                         callback()
                 self._writer.close()
                 self._writer = None
@@ -531,14 +663,3 @@ class _Group:
     def __init__(self, max_seconds: float, max_units: int) -> None:
         self.max_seconds = max_seconds
         self.max_units = max_units
-        self.open = False
-        self.units = 0
-        self.started = 0.0
-
-    def due(self) -> bool:
-        if not self.open:
-            self.open = True
-            self.units = 0
-            self.started = time.monotonic()
-        self.units += 1
-        return self.units >= self.max_units or time.monotonic() - self.started >= self.max_seconds

@@ -310,6 +310,8 @@ class LocalEngine:
                     " WHERE lease_owner = ? AND status = 'processing'",
                     (self.ledger.owner,),
                 )
+            with contextlib.suppress(DocklineError):
+                self.db.commit_now()
         return count
 
     def run_once(
