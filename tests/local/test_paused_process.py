@@ -79,7 +79,7 @@ def _wait_stopped(pid: int) -> None:
 
 
 def _holds_lock(data_dir: Path, pid: int) -> bool:
-    from dockline.local.db import lock_holder
+    from dockline.local.lock import lock_holder
 
     fd = os.open(data_dir / "dockline.db.lock", os.O_RDWR)
     try:

@@ -1,29 +1,26 @@
-"""The local engine's SQLite file: schema, connections, locking, error translation.
+"""The local engine's SQLite file: schema, connections, commits, error translation.
 
 One file, ``<data-dir>/dockline.db``, in WAL mode, holds the ledger items, the state
 of every object version, the local topic's messages and the dead letters. WAL lets
 readers (``dockline files list``) run while a worker writes; they open the file
 read-only and never take a lock a writer could be waiting on.
 
-Writers of all processes take turns through an OFD lock on ``dockline.db.lock``
-(its holder writes its pid there: that is whom a waiter names), held only while one unit's SQL runs: never
-while a file is read or decoded, so a paused process (SIGSTOP, Ctrl-Z) almost never
-holds it, and a stopped holder is named instead of failing with "database is locked".
-Each unit commits on its own with ``synchronous=NORMAL``; durability comes from an
-explicit fsync of the WAL (group commit: once per ``max_seconds`` inside ``group``,
-after every unit outside it). ``on_commit`` callbacks run only after that fsync, so
-nothing is counted or announced before it is durable.
+Writers of all processes take turns through ``lock.WriteLock``, held only while SQL
+runs and at most ``linger_seconds`` (2 ms) after: units that come back to back share
+one transaction (a chain), so a process reading or decoding a file holds no lock.
+Ctrl-Z is caught by ``dockline run``, which commits before it stops (``idle``). Commits
+use ``synchronous=NORMAL``; durability comes from an explicit fsync of the WAL (once per
+``max_seconds`` inside ``group``, after every unit outside it), and ``on_commit``
+callbacks run only after it, so nothing is counted or announced before it is durable.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import re
 import sqlite3
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +28,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from dockline.errors import DocklineError, TransientError
+from dockline.local.lock import DatabaseUnavailable, LockWaitError, WriteLock
 
 log = logging.getLogger("dockline.local")
 
@@ -105,16 +103,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 """
 
 
-class DatabaseUnavailable(DocklineError):
-    """The database cannot be written right now; no file is to blame. Try again later."""
-
-
 class StorageError(DatabaseUnavailable):
     """The disk is full or failing (ENOSPC, EIO, SQLITE_FULL, SQLITE_IOERR)."""
-
-
-class LockWaitError(DatabaseUnavailable):
-    """Another process held the write lock for longer than ``lock_wait_seconds``."""
 
 
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EROFS}
@@ -142,39 +132,6 @@ def _os_error(exc: OSError, what: str) -> DocklineError:
     if exc.errno in _STORAGE_ERRNOS:
         return StorageError(f"{what}: {reason}")
     return DocklineError(f"{what}: {reason}")
-
-
-_FLOCK = struct.Struct("@hhqqi4x")  # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid
-_PID = struct.Struct("@q")
-
-
-def _ofd(fd: int, command: int, kind: int) -> bytes:
-    # Open-file-description locks: owned by one open of the lock file, not by the process,
-    # so a helper thread can wait for one without blocking (see ``Database._lock``).
-    return fcntl.fcntl(fd, command, _FLOCK.pack(kind, os.SEEK_SET, 0, 0, 0))
-
-
-def lock_holder(lock_file: int) -> int | None:
-    """The pid holding the write lock (as the holder wrote it into the lock file), 0 when it
-    is held by a process that has not written its pid yet, None when the lock is free."""
-    l_type = _FLOCK.unpack(_ofd(lock_file, fcntl.F_OFD_GETLK, fcntl.F_WRLCK))[0]
-    if l_type == fcntl.F_UNLCK:
-        return None
-    raw = os.pread(lock_file, _PID.size, 0)
-    return int(_PID.unpack(raw)[0]) if len(raw) == _PID.size else 0
-
-
-def _say_holder(fd: int) -> None:
-    with suppress(OSError):  # only a name for waiters' messages: never worth failing for
-        os.pwrite(fd, _PID.pack(os.getpid()), 0)
-
-
-def _is_stopped(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] in ("T", "t")
 
 
 class Database:
@@ -220,16 +177,17 @@ class Database:
         self._ready: list[Callable[[], object]] = []  # due callbacks the committer thread found
         self.trouble: DatabaseUnavailable | None = None  # the last storage/lock problem, until a commit works
         self._trouble_gen = 0
-        self._lock_fd = -1
-        self._held_fd = -1
-        self._lock_path = path.parent / (path.name + ".lock")
+        self._write: WriteLock | None = None
         if read_only:
             self.connection().execute("SELECT 1 FROM sqlite_master LIMIT 1")
             return
-        try:
-            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise _os_error(exc, f"cannot write to the data dir {path.parent}") from exc
+        self._write = WriteLock(
+            path.parent / (path.name + ".lock"),
+            what=f"the ledger lock on {path}",
+            wait_seconds=lock_wait_seconds,
+            on_wait=self.on_wait,
+            os_error=_os_error,
+        )
         self._ensure_schema()
 
     # -- connections ---------------------------------------------------------------
@@ -313,87 +271,17 @@ class Database:
             self._sync()
 
     # -- the write lock --------------------------------------------------------------
-    def _try_lock(self, fd: int) -> bool:
-        try:
-            _ofd(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                return False
-            raise _os_error(exc, f"cannot lock {self.path}") from exc
-        return True
-
     def _lock(self) -> None:
-        """Take the write lock, waiting at most ``lock_wait_seconds``; says once whom it waits for.
-
-        The wait blocks in the kernel (F_OFD_SETLKW, in a helper thread on its own open of the
-        lock file), so a waiter gets the lock as soon as it is released instead of polling
-        for a gap a busy neighbour never leaves. Raises LockWaitError when the bound passes.
-        """
-        if not self._try_lock(self._lock_fd):
-            self._held_fd = self._wait_for_lock()
-        else:
-            self._held_fd = self._lock_fd
-            _say_holder(self._lock_fd)
-
-    def _wait_for_lock(self) -> int:
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CLOEXEC)
-        got = threading.Event()
-        abandoned: list[bool] = []
-        errors: list[OSError] = []
-        guard = threading.Lock()
-
-        def wait() -> None:
-            try:
-                _ofd(fd, fcntl.F_OFD_SETLKW, fcntl.F_WRLCK)
-                _say_holder(fd)  # at once: a waiter must never see the last holder's pid
-            except OSError as exc:
-                errors.append(exc)
-            with guard:
-                if abandoned:  # too late: the caller gave up; let the others have it
-                    with suppress(OSError):
-                        os.close(fd)
-                    return
-                got.set()
-
-        threading.Thread(target=wait, name="dockline-lock-wait", daemon=True).start()
-        # Quiet for the first second: a busy neighbour is normal, a stuck one is news.
-        if not got.wait(min(1.0, self.lock_wait_seconds)):
-            self.on_wait(
-                f"waiting for {self._holder_text(wait_hint=True)} to release the ledger lock on"
-                f" {self.path} (up to {self.lock_wait_seconds:g}s)"
-            )
-            got.wait(max(0.0, self.lock_wait_seconds - 1.0))
-        with guard:
-            if not got.is_set():
-                abandoned.append(True)
-                error = LockWaitError(
-                    f"{self._holder_text()} held the ledger lock on {self.path}"
-                    f" for more than {self.lock_wait_seconds:g}s"
-                )
-                self._set_trouble(error)
-                raise error
-        if errors:
-            os.close(fd)
-            raise _os_error(errors[0], f"cannot lock {self.path}")
-        return fd
-
-    def _holder_text(self, *, wait_hint: bool = False) -> str:
-        holder = lock_holder(self._lock_fd)
-        if not holder:
-            return "another process"
-        if _is_stopped(holder):
-            return (
-                f"pid {holder} (it is stopped; `kill -CONT {holder}` resumes it)"
-                if wait_hint
-                else f"pid {holder} (stopped)"
-            )
-        return f"pid {holder}"
+        assert self._write is not None
+        try:
+            self._write.acquire()
+        except LockWaitError as exc:
+            self._set_trouble(exc)
+            raise
 
     def _unlock(self) -> None:
-        fd, self._held_fd = self._held_fd, -1
-        _ofd(fd, fcntl.F_OFD_SETLK, fcntl.F_UNLCK)
-        if fd != self._lock_fd:
-            os.close(fd)
+        assert self._write is not None
+        self._write.release()
 
     def _set_trouble(self, error: DatabaseUnavailable) -> None:
         self.trouble = error

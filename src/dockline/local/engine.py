@@ -23,8 +23,9 @@ from pathlib import Path
 
 from dockline.config import Settings
 from dockline.errors import BusyError, DocklineError, TransientError, UsageError
-from dockline.local.db import Database, DatabaseUnavailable, StorageError
+from dockline.local.db import Database, StorageError
 from dockline.local.ledger import SQLiteLedger
+from dockline.local.lock import DatabaseUnavailable
 from dockline.local.store import FolderStore, ref_for, sha256_file, special_version, unread_version
 from dockline.local.subscriptions import build_subscriptions
 from dockline.local.topic import LocalTopic, SQLiteDeadLetters
