@@ -354,6 +354,10 @@ class Database:
             raise self._storage(translate(exc)) from exc
         self._chain_seq += 1
         self._chain = self._chain_seq
+        if self._group is not None:
+            # Only a new chain wakes the committer; while one is open it checks every
+            # ``linger_seconds`` by itself (a wake-up per unit costs a thread switch each).
+            self._linger_wake.notify()
         self._chain_started = time.monotonic()
         self._chain_units = 0
 
@@ -482,9 +486,6 @@ class Database:
                 or self._chain_last - self._chain_started >= group.max_seconds
             ):
                 callbacks = self._end_chain()
-            else:
-                with self._linger_wake:
-                    self._linger_wake.notify()
             callbacks, self._ready = self._ready + callbacks, []
         for callback in callbacks:
             callback()
