@@ -152,3 +152,33 @@ def test_why7_ctrl_z_on_one_watcher_does_not_stop_the_other(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_why7_sigstop_on_one_watcher_outside_a_write_does_not_stop_the_other(tmp_path: Path) -> None:
     _pause_two_watchers(tmp_path, signal.SIGSTOP)
+
+
+@pytest.mark.slow
+def test_why7_a_watcher_keeps_waiting_for_a_stopped_holder_and_resumes(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    config = write_config(tmp_path / "dockline.toml", lock_wait_seconds=1.5, poll_seconds=0.2)
+    assert run(data_dir, "run", "--once", config=config).returncode == 0
+    # GIVEN a process stopped inside a write transaction, and a file waiting
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(data_dir / "dockline.db")], stdout=subprocess.PIPE)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == b"holding"
+    drop(data_dir, "c.json", {"id": "c", "n": 3})
+    watcher = dockline(data_dir, "run", "--quiet", config=config)
+    try:
+        # WHEN the watcher has waited through several bounds: THEN it is still there
+        time.sleep(7)
+        assert watcher.poll() is None
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        holder.wait(timeout=20)
+    # AND once the holder is gone it processes the file
+    done = "SELECT count(*) FROM files WHERE status = 'processed' AND key = 'incoming/c.json'"
+    assert wait_for(lambda: peek(data_dir, done)[0][0] == 1, 60)
+    watcher.send_signal(signal.SIGTERM)
+    _, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err
+    assert "Traceback" not in err and "database is locked" not in err
+    # a line per wait, naming the stopped pid, and a line per attempt given up
+    assert err.count(f"waiting for pid {holder.pid} (it is stopped") >= 2, err
+    assert "trying again in" in err, err
