@@ -40,11 +40,7 @@ def test_put_then_run_once_writes_ledger_files_and_notifications(cli, tmp_path: 
     raw = cli("ledger", "get", "o-1", "--json").stdout
     item = json.loads(raw, parse_float=Decimal)
     assert item["payload"] == {
-        "id": "o-1",
-        "total": Decimal("19.99"),
-        "tax": Decimal("0.1"),
-        "tiny": Decimal("1e-7"),
-        "n": Decimal("1.1"),
+        "id": "o-1", "total": Decimal("19.99"), "tax": Decimal("0.1"), "tiny": Decimal("1e-7"), "n": Decimal("1.1"),
     }
     assert {k: item[k] for k in ("pk", "bucket", "key", "status")} == {
         "pk": "o-1",

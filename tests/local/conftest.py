@@ -118,7 +118,9 @@ def bucket_digest(bucket: Path) -> dict[str, str]:
             path = Path(folder, name)
             rel = path.relative_to(bucket).as_posix()
             found[rel] = (
-                "link:" + os.readlink(path) if path.is_symlink() else hashlib.sha256(path.read_bytes()).hexdigest()
+                "link:" + os.readlink(path)
+                if path.is_symlink()
+                else hashlib.sha256(path.read_bytes()).hexdigest()
             )
     return found
 

@@ -95,10 +95,7 @@ def test_kill_9_mid_batch_loses_nothing_and_doubles_nothing(
     # WHEN `run --once --workers 2` is killed with SIGKILL once some files are settled
     proc = subprocess.Popen(
         cli_command(data_dir, "run", "--once", "--quiet", "--workers", str(workers), config=config),
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 30
@@ -377,7 +374,9 @@ def test_permanent_errors_are_not_retried(engine: LocalEngine) -> None:
     # THEN one attempt only, failed with that reason, dead-lettered
     assert flaky.opens == 1
     row = the_file(engine, "incoming/a.json")
-    assert (row["status"], row["error"], row["attempts"]) == ("failed", "permission denied reading incoming/a.json", 1)
+    assert (row["status"], row["error"], row["attempts"]) == (
+        "failed", "permission denied reading incoming/a.json", 1
+    )
     assert len(letters(engine)) == 1
 
 
