@@ -168,7 +168,12 @@ def put(
 def run(
     ctx: typer.Context,
     once: Annotated[
-        bool, typer.Option("--once", help="Process what is there now, then exit (0 even if files failed).")
+        bool,
+        typer.Option(
+            "--once",
+            help="Process what is there now, then exit (0 even if files failed; 1 if a full disk or another"
+            " process's lock stopped it).",
+        ),
     ] = False,
     workers: Annotated[
         int | None,
