@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,10 +68,13 @@ class Context:
     def settings(self) -> Settings:
         return load_settings(self.config, search_dir=Path.cwd())
 
-    def engine(self, *, create: bool = True, echo: bool = False) -> Any:
+    def engine(self, *, create: bool = True, echo: bool = False, read_only: bool = False) -> Any:
+        """The local engine. ``read_only`` (for commands that only look): opens the database
+        read-only, never waits for a writer, works on a data dir the user cannot write.
+        Raises UsageError when there is no data yet and ``create`` is false or ``read_only``."""
         from dockline.local.engine import LocalEngine
 
-        if not create and not (self.data_dir / "dockline.db").exists():
+        if (read_only or not create) and not (self.data_dir / "dockline.db").exists():
             raise UsageError(
                 f"no dockline data in {self.data_dir} yet (use --data-dir, or `dockline put` / `dockline run` first)"
             )
@@ -78,6 +82,8 @@ class Context:
             self.data_dir,
             self.settings(),
             echo=(lambda line: say(console, line)) if echo else None,
+            read_only=read_only,
+            on_wait=lambda line: say(err, line),
         )
 
 
@@ -177,7 +183,12 @@ def put(
 def run(
     ctx: typer.Context,
     once: Annotated[
-        bool, typer.Option("--once", help="Process what is there now, then exit (0 even if files failed).")
+        bool,
+        typer.Option(
+            "--once",
+            help="Process what is there now, then exit (0 even if files failed; 1 if a full disk or another"
+            " process's lock stopped it).",
+        ),
     ] = False,
     workers: Annotated[
         int | None,
@@ -186,10 +197,32 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print a line per notification.")] = False,
 ) -> None:
     """Watch the bucket folder and process matching new files (Ctrl-C stops)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from dockline.local.db import StorageError
 
     c = _ctx(ctx)
-    engine = c.engine(echo=not quiet)
+    backoff = 1.0
+    while True:
+        try:
+            engine = c.engine(echo=not quiet)
+            break
+        except StorageError as exc:
+            if once:
+                raise
+            # A watcher outlives a full disk: it says so, backs off and tries again.
+            say(err, f"not processing: {exc}; trying again in {backoff:g}s")
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+    try:
+        _run(engine, once=once, workers=workers, quiet=quiet)
+    finally:
+        engine.db.close()  # the last sync, and a clean WAL for read-only users
+
+
+def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    stopper = _Stopper(engine, once=once)
+    stopper.install()
     if once:
         show_progress = err.is_terminal and quiet
         with Progress(
@@ -206,25 +239,96 @@ def run(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            summary = engine.run_once(workers=workers, progress=progress)
-        _print_summary(summary)
+            summary = engine.run_once(workers=workers, progress=progress, stop=stopper.stop)
+        stopper.finish(summary)
         return
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     say(
         err,
         f"watching {engine.bucket_dir} for {engine.settings.pipeline.prefix}* "
         f"({', '.join(engine.settings.pipeline.all_suffixes())}); Ctrl-C to stop",
     )
-    try:
-        engine.watch(workers=workers, stop=stop, on_summary=_print_problems)
-    except KeyboardInterrupt:
-        stop.set()
-        err.print("stopped")
+    engine.watch(
+        workers=workers,
+        stop=stopper.stop,
+        on_summary=_print_problems,
+        on_trouble=lambda line: say(err, f"not processing: {line}"),
+    )
+    stopper.finish(None)
+
+
+class _Stopper:
+    """SIGINT/SIGTERM: the first stops taking new files and gives the files in flight
+    ``[local] stop_grace_seconds``, then releases them for the next run; a second stops at
+    once. Either way it says how many files were finished and how many released. SIGTSTP
+    (Ctrl-Z) first lets the unit being written commit, so a paused run holds no lock."""
+
+    def __init__(self, engine: Any, *, once: bool) -> None:
+        self.engine = engine
+        self.once = once
+        self.stop = threading.Event()
+        self.signum = 0
+        self._exiting = threading.Lock()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGTSTP, self._on_pause)
+
+    def _on_pause(self, _signum: int, _frame: object) -> None:
+        def pause() -> None:
+            with self.engine.db.idle():  # no unit of ours runs, so no lock is held while stopped
+                os.kill(os.getpid(), signal.SIGSTOP)
+
+        threading.Thread(target=pause, name="dockline-pause", daemon=True).start()
+
+    def _on_stop(self, signum: int, _frame: object) -> None:
+        if self.stop.is_set():
+            self._exit(
+                f"stopped at once: {self.engine.finished} files finished, {self.engine.in_flight()} in flight"
+                " left unfinished (the next run takes them at once)"
+            )
+        self.signum = signum
+        self.stop.set()
+        grace = self.engine.settings.local.stop_grace_seconds
+        say(
+            err,
+            f"stopping: no new files; {self.engine.in_flight()} in flight get up to {grace:g}s"
+            f" ({signal.Signals(signum).name} again stops at once)",
+        )
+        timer = threading.Timer(grace, self._expire)
+        timer.daemon = True
+        timer.start()
+
+    def _expire(self) -> None:
+        released = self.engine.release_in_flight()
+        self._exit(f"stopped: {self.engine.finished} files finished, {released} released for the next run")
+
+    def _exit(self, line: str) -> None:
+        if not self._exiting.acquire(blocking=False):
+            return
+        say(err, line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + (self.signum or signal.SIGTERM))  # worker threads may still be running: do not join them
+
+    def finish(self, summary: Any) -> None:
+        """The run ended on its own (or stopped within the grace period): report, pick the exit code."""
+        if not self._exiting.acquire(blocking=False):
+            threading.Event().wait()  # the grace timer is exiting the process
+        if summary is not None:
+            _print_summary(summary)
+        if self.stop.is_set():
+            say(err, f"stopped: {self.engine.finished} files finished, 0 released")
+        if summary is not None and summary.trouble:
+            raise typer.Exit(1)
+        if self.once and self.stop.is_set():
+            raise typer.Exit(128 + self.signum)
 
 
 def _print_problems(summary: Any) -> None:
     for problem in summary.errors:
+        if summary.trouble and summary.trouble in problem:
+            continue  # said once, below
         say(err, f"not settled: {problem}")
 
 
@@ -233,6 +337,9 @@ def _print_summary(summary: Any) -> None:
     line = f"{len(summary.outcomes)} files settled in {summary.seconds:.2f}s: " + ", ".join(parts)
     if summary.busy:
         line += f"; {summary.busy} held by another process"
+    if summary.trouble:
+        say(err, f"dockline: error: {summary.trouble} ({line}; the rest is left for the next run)")
+        return
     say(err, line)
     _print_problems(summary)
 
@@ -247,7 +354,7 @@ def ledger_list(
     """List ledger items (pk, payload, bucket, key, status)."""
     from dockline.local.queries import list_items
 
-    items = list_items(_ctx(ctx).engine(create=False).db, limit=limit)
+    items = list_items(_ctx(ctx).engine(read_only=True).db, limit=limit)
     if as_json:
         _print_json(items)
         return
@@ -273,7 +380,7 @@ def ledger_get(
     """Show one ledger item by its pk."""
     from dockline.local.queries import get_item
 
-    item = get_item(_ctx(ctx).engine(create=False).db, pk)
+    item = get_item(_ctx(ctx).engine(read_only=True).db, pk)
     if item is None:
         raise UsageError(f"no ledger item with pk {pk!r}")
     if as_json:
@@ -302,7 +409,7 @@ def files_list(
     """List received object versions: key, status, reason, pk, attempts."""
     from dockline.local.queries import list_files
 
-    rows = list_files(_ctx(ctx).engine(create=False).db, status=status)
+    rows = list_files(_ctx(ctx).engine(read_only=True).db, status=status)
     if as_json:
         _print_json(rows)
         return
@@ -337,7 +444,7 @@ def notifications_list(
     """List the local topic's messages and the state of each webhook/email delivery."""
     from rich.text import Text
 
-    engine = _ctx(ctx).engine(create=False)
+    engine = _ctx(ctx).engine(read_only=True)
     messages = engine.topic.messages(limit=limit)
     if as_json:
         _print_json(messages)
@@ -405,7 +512,7 @@ def notifications_redeliver(
     retrying = [s.next_attempt_at for s in sent if s.next_attempt_at]
     if retrying:
         line += f" (next try at {min(retrying)})"
-    console.print(line, markup=False, highlight=False)
+    say(console, line)
 
 
 def _sent_json(sent: Any) -> dict[str, Any]:
@@ -467,7 +574,7 @@ def _dead_letters(c: Context, queue_url: str | None, use_stack: bool) -> list[An
         from dockline.aws.deadletters import list_dead_letters
 
         return list_dead_letters(url, settings=c.settings())
-    return list(c.engine(create=False).dead_letters.list())
+    return list(c.engine(read_only=True).dead_letters.list())
 
 
 def _letter_json(letter: Any) -> dict[str, Any]:

@@ -7,6 +7,8 @@ periodic rescan as a safety net). The scan itself lives in ``local/scan.py``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import threading
@@ -19,10 +21,12 @@ from pathlib import Path
 
 from dockline import redrive
 from dockline.config import Settings
+from dockline.errors import DocklineError, UsageError
 from dockline.lifecycle import Lifecycle, Step, Work
-from dockline.local.db import Database
+from dockline.local.db import Database, StorageError
 from dockline.local.deliveries import DeliveryWorker
 from dockline.local.ledger import SQLiteLedger
+from dockline.local.lock import DatabaseUnavailable
 from dockline.local.scan import ScanResult, current_ref, scan, version_of
 from dockline.local.store import FolderStore
 from dockline.local.subscriptions import build_subscriptions
@@ -36,13 +40,24 @@ log = logging.getLogger("dockline.local")
 
 @dataclass
 class RunSummary:
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)  # committed and durable only
     busy: int = 0  # held by another process
     errors: list[str] = field(default_factory=list)  # files left for a later run
     seconds: float = 0.0
+    trouble: str | None = None  # the disk or the lock stopped the run; the rest is left for later
+    stopped: bool = False  # a signal stopped the run before the end
+    released: int = 0  # files in flight at the stop, released for the next run
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status is status)
+
+    def add(self, other: RunSummary) -> None:
+        self.outcomes += other.outcomes
+        self.busy += other.busy
+        self.errors += other.errors
+        self.trouble = other.trouble or self.trouble
+        self.stopped = self.stopped or other.stopped
+        self.released += other.released
 
 
 class LocalEngine:
@@ -53,13 +68,29 @@ class LocalEngine:
         *,
         echo: Callable[[str], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        read_only: bool = False,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
+        """Open (or, unless ``read_only``, create) the data dir.
+
+        Raises UsageError when ``data_dir``'s parent does not exist (a typo must not
+        create a tree) and DocklineError, one line, when it cannot be read or written.
+        """
         self.data_dir = data_dir
         self.settings = settings
         self.bucket_dir = data_dir / "bucket"
         self.staging_dir = data_dir / "tmp"  # outside the bucket: never seen by a scan
-        self.bucket_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(data_dir / "dockline.db")
+        if not read_only:
+            _prepare_data_dir(data_dir, self.bucket_dir)
+        self.db = Database(
+            data_dir / "dockline.db",
+            read_only=read_only,
+            lock_wait_seconds=settings.local.lock_wait_seconds,
+            on_wait=on_wait,
+        )
+        self._in_flight: set[ObjectRef] = set()
+        self._in_flight_lock = threading.Lock()
+        self.finished = 0  # files settled (durably) by this engine since it was opened
         self.store = FolderStore(self.bucket_dir, max_object_bytes=settings.pipeline.max_object_bytes)
         self.ledger = SQLiteLedger(self.db, lease_seconds=settings.local.lease_seconds)
         subscriptions = build_subscriptions(settings.local.subscriptions)
@@ -104,41 +135,92 @@ class LocalEngine:
             summary.errors.append(f"{ref.key}: {result.reason}")
 
     def process(
-        self, refs: list[ObjectRef], *, workers: int, progress: Callable[[int], None] | None = None
+        self,
+        refs: list[ObjectRef],
+        *,
+        workers: int,
+        progress: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> RunSummary:
+        """Process ``refs`` until done, ``stop`` is set, or the disk or lock fails (``trouble``).
+
+        An outcome is counted only once its commit is durable (``Database.on_commit``).
+        """
         summary = RunSummary()
         started = time.perf_counter()
+        self.db.trouble = None  # try again: the disk may have space, the holder may be gone
         with self.db.group():
-            self._process(refs, workers, summary, progress)
+            self._process(refs, workers, summary, progress, stop or threading.Event())
+        if self.db.trouble is not None:
+            summary.trouble = str(self.db.trouble)
         summary.seconds = time.perf_counter() - started
         return summary
 
     def _process(
-        self, refs: list[ObjectRef], workers: int, summary: RunSummary, progress: Callable[[int], None] | None
+        self,
+        refs: list[ObjectRef],
+        workers: int,
+        summary: RunSummary,
+        progress: Callable[[int], None] | None,
+        stop: threading.Event,
     ) -> None:
-        # Every ledger and topic write of these files joins one SQLite transaction, committed
-        # (one fsync) every 50 ms: a crash loses at most that much work, which the next run
-        # redoes; it never leaves half a file's state.
+        # Each ledger and topic write commits on its own, so the lock is held only while SQL
+        # runs, never while a file is read; their fsync is shared (group commit, 50 ms).
+        lock = threading.Lock()
+
+        def counted(local: RunSummary) -> None:
+            with lock:
+                summary.outcomes += local.outcomes
+                self.finished += len(local.outcomes)
+
+        def work(ref: ObjectRef) -> None:
+            if stop.is_set() or self.db.trouble is not None:
+                summary.stopped = summary.stopped or stop.is_set()
+                return  # not started: left for the next run, which takes it at once
+            with self._in_flight_lock:
+                self._in_flight.add(ref)
+            local = RunSummary()
+            try:
+                self.process_one(ref, local)
+            finally:
+                with self._in_flight_lock:
+                    self._in_flight.discard(ref)
+            with lock:
+                summary.busy += local.busy
+                summary.errors += local.errors
+            if local.outcomes:
+                self.db.on_commit(lambda: counted(local))
+            if progress:
+                progress(1)
+
         if workers <= 1:
             for ref in refs:
-                self.process_one(ref, summary)
-                if progress:
-                    progress(1)
+                work(ref)
         else:
-            lock = threading.Lock()
-
-            def work(ref: ObjectRef) -> None:
-                local = RunSummary()
-                self.process_one(ref, local)
-                with lock:
-                    summary.outcomes += local.outcomes
-                    summary.busy += local.busy
-                    summary.errors += local.errors
-                if progress:
-                    progress(1)
-
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dockline-worker") as pool:
                 list(pool.map(work, refs))
+
+    def in_flight(self) -> int:
+        with self._in_flight_lock:
+            return len(self._in_flight)
+
+    def release_in_flight(self) -> int:
+        """Give up the files in flight: their leases are cleared so the next run takes them
+        at once. Returns how many. Holds this process's writers off for good (``db.idle``
+        is entered, never left): call it just before exiting."""
+        idle = self.db.idle()
+        idle.__enter__()  # no unit of ours runs from now on, so none can settle a released file
+        count = self.in_flight()
+        if count:
+            with contextlib.suppress(DocklineError), self.db.transaction() as conn:
+                conn.execute(
+                    "UPDATE files SET lease_owner = NULL, lease_until = NULL"
+                    " WHERE lease_owner = ? AND status = 'processing'",
+                    (self.ledger.owner,),
+                )
+            with contextlib.suppress(DocklineError):
+                self.db.commit_now()
+        return count
 
     def run_once(
         self,
@@ -146,15 +228,38 @@ class LocalEngine:
         workers: int | None = None,
         progress: Callable[[int, int], None] | None = None,
         max_wait_seconds: float = 30.0,
+        stop: threading.Event | None = None,
     ) -> RunSummary:
-        """Process everything not settled yet, waiting for files still being written."""
+        """Process everything not settled yet, waiting for files still being written.
+
+        Stops early, leaving the rest for the next run, when ``stop`` is set or the disk
+        or the lock fails (``RunSummary.trouble``). Raises DocklineError when the scan cannot run.
+        """
         workers = workers or self.settings.local.concurrency
-        total = RunSummary()
+        stop = stop or threading.Event()
         started = time.perf_counter()
         self.deliveries.start()  # in its own threads; also sends what a previous run left
+        try:
+            return self._run_once(workers, progress, max_wait_seconds, stop, started)
+        finally:
+            self.deliveries.stop(self.settings.local.stop_grace_seconds)  # what is due now, bounded
+
+    def _run_once(
+        self,
+        workers: int,
+        progress: Callable[[int, int], None] | None,
+        max_wait_seconds: float,
+        stop: threading.Event,
+        started: float,
+    ) -> RunSummary:
+        total = RunSummary()
         deadline = time.monotonic() + max_wait_seconds
-        while True:
-            result = self.scan()
+        while not stop.is_set():
+            try:
+                result = self.scan()
+            except DatabaseUnavailable as exc:
+                total.trouble = str(exc)
+                break
             done = 0
 
             def tick(n: int, _size: int = len(result.ready)) -> None:
@@ -163,17 +268,17 @@ class LocalEngine:
                 if progress:
                     progress(done, _size)
 
-            summary = self.process(result.ready, workers=workers, progress=tick)
-            total.outcomes += summary.outcomes
-            total.busy += summary.busy
-            total.errors += summary.errors
+            total.add(self.process(result.ready, workers=workers, progress=tick, stop=stop))
+            if total.trouble or stop.is_set():
+                break
             if not result.unsettled or time.monotonic() > deadline:
                 for key in result.unsettled:
                     total.errors.append(f"{key}: still being written; left for the next run")
                 break
-            time.sleep(self.settings.local.settle_seconds)
+            # A writer still holds a file open: look again soon (never a busy loop at settle 0).
+            stop.wait(max(self.settings.local.settle_seconds, 0.1))
+        total.stopped = total.stopped or stop.is_set()
         total.seconds = time.perf_counter() - started
-        self.deliveries.stop(self.settings.local.stop_grace_seconds)  # what is due now, bounded
         return total
 
     def watch(
@@ -182,13 +287,19 @@ class LocalEngine:
         workers: int | None = None,
         stop: threading.Event | None = None,
         on_summary: Callable[[RunSummary], None] | None = None,
+        on_trouble: Callable[[str], None] | None = None,
     ) -> None:
-        """Process files as they arrive until ``stop`` is set (or Ctrl-C)."""
+        """Process files as they arrive until ``stop`` is set.
+
+        A full or failing disk, or a lock held too long, never ends it: it says so once
+        per attempt (``on_trouble``), backs off (1 s doubling to 30 s) and tries again.
+        """
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer
 
         stop = stop or threading.Event()
         dirty = threading.Event()
+        report = on_trouble or log.warning
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
@@ -199,6 +310,7 @@ class LocalEngine:
         observer.schedule(_Handler(), str(self.bucket_dir), recursive=True)
         observer.start()
         self.deliveries.start()
+        backoff = 1.0
         try:
             dirty.set()
             while not stop.is_set():
@@ -206,11 +318,23 @@ class LocalEngine:
                 if stop.is_set():
                     break
                 dirty.clear()
-                result = self.scan()
+                trouble: str | None = None
+                try:
+                    result = self.scan()
+                except DatabaseUnavailable as exc:
+                    trouble, result = str(exc), ScanResult(ready=[], unsettled=[])
                 if result.ready:
-                    summary = self.process(result.ready, workers=workers or self.settings.local.concurrency)
+                    summary = self.process(result.ready, workers=workers or self.settings.local.concurrency, stop=stop)
+                    trouble = trouble or summary.trouble
                     if on_summary:
                         on_summary(summary)
+                if trouble is not None:
+                    report(f"{trouble}; trying again in {backoff:g}s")
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    dirty.set()
+                    continue
+                backoff = 1.0
                 if result.unsettled:
                     # come back when the writer has been quiet for settle_seconds
                     stop.wait(self.settings.local.settle_seconds)
@@ -245,3 +369,23 @@ class LocalEngine:
                 self.dead_letters.remove(done.step.letter.id)
             results.append((done.step, done.outcome))
         return results
+
+
+def _prepare_data_dir(data_dir: Path, bucket_dir: Path) -> None:
+    """Create the data dir (its parent must exist) and its bucket folder; one line if not."""
+    if not data_dir.is_dir():
+        parent = data_dir.absolute().parent
+        if not parent.is_dir():
+            raise UsageError(
+                f"--data-dir {data_dir}: {parent} does not exist"
+                " (create it first; dockline creates only the last folder)"
+            )
+    try:
+        data_dir.mkdir(exist_ok=True)
+        bucket_dir.mkdir(exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        what = f"cannot write to the data dir {data_dir}: {reason}"
+        if exc.errno in (errno.ENOSPC, errno.EIO):
+            raise StorageError(what) from exc
+        raise DocklineError(what + " (read-only commands such as `dockline files list` still work)") from exc
