@@ -334,6 +334,8 @@ def _print_problems(summary: Any) -> None:
 
 def _print_summary(summary: Any) -> None:
     parts = [f"{summary.count(s)} {s}" for s in (Status.PROCESSED, Status.FAILED, Status.DUPLICATE, Status.CONFLICT)]
+    if summary.count(Status.SUPERSEDED):  # a rare race: named only when it happened
+        parts.append(f"{summary.count(Status.SUPERSEDED)} superseded")
     line = f"{len(summary.outcomes)} files settled in {summary.seconds:.2f}s: " + ", ".join(parts)
     if summary.busy:
         line += f"; {summary.busy} held by another process"
