@@ -1,0 +1,66 @@
+"""Issue 10, item 8, as a user meets it on the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+CLI = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def test_item8_run_creates_the_prefix_folder_so_cp_works_on_a_fresh_data_dir(cli: CLI, tmp_path: Path) -> None:
+    # GIVEN no data dir yet
+    data_dir: Path = cli.data_dir  # type: ignore[attr-defined]
+    # WHEN `dockline run --once` runs on it
+    cli("run", "--once")
+    # THEN bucket/incoming/ exists, empty, so the README's `cp x.json .../bucket/incoming/` works
+    incoming = data_dir / "bucket" / "incoming"
+    assert incoming.is_dir()
+    assert list(incoming.iterdir()) == []
+    (tmp_path / "reading.json").write_text('{"id": "r1", "t": 21.5}')
+    subprocess.run(["cp", str(tmp_path / "reading.json"), f"{incoming}/"], check=True)
+    cli("run", "--once")
+    assert '"r1"' in cli("ledger", "list", "--json").stdout
+
+
+def test_item8_run_creates_the_folder_of_a_custom_prefix_only(cli: CLI, tmp_path: Path) -> None:
+    # GIVEN a prefix that is a folder plus a name start
+    (tmp_path / "dockline.toml").write_text('[pipeline]\nprefix = "drop/box/in-"\n')
+    # WHEN run once
+    cli("run", "--once")
+    # THEN only its folders are made, nothing inside them
+    bucket: Path = cli.data_dir / "bucket"  # type: ignore[attr-defined]
+    assert sorted(str(p.relative_to(bucket)) for p in bucket.rglob("*")) == ["drop", "drop/box"]
+
+
+def test_item8_run_never_creates_the_prefix_folder_through_a_link(cli: CLI, tmp_path: Path) -> None:
+    # GIVEN a bucket whose "incoming" is a link to a folder elsewhere... that lacks a subfolder
+    (tmp_path / "dockline.toml").write_text('[pipeline]\nprefix = "incoming/deep/"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    bucket: Path = cli.data_dir / "bucket"  # type: ignore[attr-defined]
+    bucket.mkdir(parents=True)
+    (bucket / "incoming").symlink_to(elsewhere)
+    # WHEN run once
+    cli("run", "--once")
+    # THEN nothing was made through the link
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_item8_put_keeps_the_umask_mode_like_a_plain_copy(tmp_path: Path) -> None:
+    # GIVEN a umask of 002 (group-writable, as on a shared machine)
+    source = tmp_path / "order.json"
+    source.write_text('{"id": 1}')
+    data_dir = tmp_path / "data"
+    script = (
+        "import os, sys; os.umask(0o002); from dockline.cli import main; "
+        f"sys.argv = ['dockline', '--data-dir', {str(data_dir)!r}, 'put', {str(source)!r}]; main()"
+    )
+    # WHEN `dockline put` copies a file in
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, env=os.environ.copy())
+    # THEN the object is 0666 & ~umask, as `cp` would leave it (not 0600)
+    mode = (data_dir / "bucket" / "incoming" / "order.json").stat().st_mode & 0o777
+    assert oct(mode) == oct(0o664)
