@@ -186,8 +186,8 @@ def run(
         bool,
         typer.Option(
             "--once",
-            help="Process what is there now, then exit (0 even if files failed; 1 if a full disk or another"
-            " process's lock stopped it).",
+            help="Process what is there now, then exit (0 even if files failed, unless --strict; 1 if a full"
+            " disk or another process's lock stopped it).",
         ),
     ] = False,
     workers: Annotated[
@@ -195,10 +195,16 @@ def run(
         typer.Option("--workers", min=1, max=64, help="Files processed in parallel (default: [local] concurrency)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print a line per notification.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="With --once: exit 1 when any file failed (for cron and CI)."),
+    ] = False,
 ) -> None:
     """Watch the bucket folder and process matching new files (Ctrl-C stops)."""
     from dockline.local.db import StorageError
 
+    if strict and not once:
+        raise UsageError("--strict needs --once (a watcher has no end to report on)")
     c = _ctx(ctx)
     backoff = 1.0
     while True:
@@ -213,15 +219,15 @@ def run(
             time.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
     try:
-        _run(engine, once=once, workers=workers, quiet=quiet)
+        _run(engine, once=once, workers=workers, quiet=quiet, strict=strict)
     finally:
         engine.db.close()  # the last sync, and a clean WAL for read-only users
 
 
-def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool) -> None:
+def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool, strict: bool = False) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    stopper = _Stopper(engine, once=once)
+    stopper = _Stopper(engine, once=once, strict=strict)
     stopper.install()
     if once:
         show_progress = err.is_terminal and quiet
@@ -262,9 +268,10 @@ class _Stopper:
     once. Either way it says how many files were finished and how many released. SIGTSTP
     (Ctrl-Z) first lets the unit being written commit, so a paused run holds no lock."""
 
-    def __init__(self, engine: Any, *, once: bool) -> None:
+    def __init__(self, engine: Any, *, once: bool, strict: bool = False) -> None:
         self.engine = engine
         self.once = once
+        self.strict = strict
         self.stop = threading.Event()
         self.signum = 0
         self._exiting = threading.Lock()
@@ -316,13 +323,15 @@ class _Stopper:
         if not self._exiting.acquire(blocking=False):
             threading.Event().wait()  # the grace timer is exiting the process
         if summary is not None:
-            _print_summary(summary)
+            _print_summary(summary, strict=self.strict)
         if self.stop.is_set():
             say(err, f"stopped: {self.engine.finished} files finished, 0 released")
         if summary is not None and summary.trouble:
             raise typer.Exit(1)
         if self.once and self.stop.is_set():
             raise typer.Exit(128 + self.signum)
+        if self.strict and summary is not None and summary.count(Status.FAILED):
+            raise typer.Exit(1)
 
 
 def _print_problems(summary: Any) -> None:
@@ -332,7 +341,7 @@ def _print_problems(summary: Any) -> None:
         say(err, f"not settled: {problem}")
 
 
-def _print_summary(summary: Any) -> None:
+def _print_summary(summary: Any, *, strict: bool = False) -> None:
     parts = [f"{summary.count(s)} {s}" for s in (Status.PROCESSED, Status.FAILED, Status.DUPLICATE, Status.CONFLICT)]
     if summary.count(Status.SUPERSEDED):  # a rare race: named only when it happened
         parts.append(f"{summary.count(Status.SUPERSEDED)} superseded")
@@ -342,6 +351,9 @@ def _print_summary(summary: Any) -> None:
     if summary.trouble:
         say(err, f"dockline: error: {summary.trouble} ({line}; the rest is left for the next run)")
         return
+    failed = summary.count(Status.FAILED)
+    if strict and failed:
+        line += f"; exit 1 (--strict): {failed} file{'' if failed == 1 else 's'} failed"
     say(err, line)
     _print_problems(summary)
 

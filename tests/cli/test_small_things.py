@@ -64,3 +64,40 @@ def test_item8_put_keeps_the_umask_mode_like_a_plain_copy(tmp_path: Path) -> Non
     # THEN the object is 0666 & ~umask, as `cp` would leave it (not 0600)
     mode = (data_dir / "bucket" / "incoming" / "order.json").stat().st_mode & 0o777
     assert oct(mode) == oct(0o664)
+
+
+def test_item8_run_once_strict_exits_1_when_a_file_failed(cli: CLI, tmp_path: Path) -> None:
+    # GIVEN one good and one malformed file
+    (tmp_path / "good.json").write_text('{"id": "g"}')
+    (tmp_path / "bad.json").write_text('{"id": ')
+    cli("put", str(tmp_path / "good.json"))
+    cli("put", str(tmp_path / "bad.json"))
+    # WHEN run once with --strict
+    result = cli("run", "--once", "--strict", check=False)
+    # THEN it exits 1 and the summary line says how many failed, on one line
+    assert result.returncode == 1, result.stderr
+    [summary] = [line for line in result.stderr.splitlines() if "files settled" in line]
+    assert "1 processed, 1 failed" in summary
+    assert summary.endswith("; exit 1 (--strict): 1 file failed")
+
+
+def test_item8_run_once_without_strict_keeps_exit_0_for_failed_files(cli: CLI, tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{")
+    cli("put", str(tmp_path / "bad.json"))
+    result = cli("run", "--once", check=False)
+    assert result.returncode == 0, result.stderr
+    assert "1 failed" in result.stderr
+    assert "--strict" not in result.stderr
+
+
+def test_item8_run_once_strict_exits_0_when_nothing_failed(cli: CLI, tmp_path: Path) -> None:
+    (tmp_path / "good.json").write_text('{"id": "g"}')
+    cli("put", str(tmp_path / "good.json"))
+    result = cli("run", "--once", "--strict", check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_item8_strict_without_once_is_a_usage_error(cli: CLI) -> None:
+    result = cli("run", "--strict", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "dockline: error: --strict needs --once (a watcher has no end to report on)"
