@@ -101,3 +101,20 @@ def test_item8_strict_without_once_is_a_usage_error(cli: CLI) -> None:
     result = cli("run", "--strict", check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == "dockline: error: --strict needs --once (a watcher has no end to report on)"
+
+
+def test_item8_demo_lists_files_in_the_order_they_were_put(cli: CLI, tmp_path: Path) -> None:
+    from dockline.demo import SAMPLES
+
+    # WHEN the demo runs (twice, in two fresh folders)
+    for n in range(2):
+        out = cli("demo", "--data-dir-out", str(tmp_path / f"demo{n}"), data=False).stdout
+        table = out.split("What happened to each file")[1].split("Ledger:")[0]
+        rows = [line.split("│")[1].strip() for line in table.splitlines() if line.count("│") > 2]
+        # THEN the files table follows the put order, every time
+        assert rows == [name for name, _ in SAMPLES], out
+        # and the story's outcomes hold: the resent order is a duplicate, the edited one a conflict
+        cells = [line.split("│") for line in table.splitlines() if line.count("│") > 2]
+        statuses = {c[1].strip(): c[2].strip() for c in cells}
+        assert statuses["order-1001-resent.json"] == "duplicate"
+        assert statuses["order-1001-edited.json"] == "conflict"
