@@ -606,16 +606,18 @@ def _letter_json(letter: Any) -> dict[str, Any]:
 @dlq_app.command("show")
 def dlq_show(
     ctx: typer.Context,
-    letter_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id (see `dlq list`).")],
+    letter_id: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="The dead letter's id, a unique prefix of it, or its key (see `dlq list`)."),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     queue_url: QueueUrl = None,
     aws: StackOption = False,
 ) -> None:
     """Show one dead letter."""
-    letter = next((d for d in _dead_letters(_ctx(ctx), queue_url, aws) if d.id == letter_id), None)
-    if letter is None:
-        raise UsageError(f"no dead letter with id {letter_id!r} (see `dockline dlq list`)")
-    row = _letter_json(letter)
+    from dockline.redrive import resolve
+
+    row = _letter_json(resolve(_dead_letters(_ctx(ctx), queue_url, aws), letter_id))
     if as_json:
         _print_json(row)
         return
@@ -626,7 +628,10 @@ def dlq_show(
 @dlq_app.command("redrive")
 def dlq_redrive(
     ctx: typer.Context,
-    letter_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="The dead letter to redrive.")] = None,
+    letter_id: Annotated[
+        str | None,
+        typer.Argument(metavar="[ID]", help="The dead letter to redrive: its id, a unique prefix, or its key."),
+    ] = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Redrive every dead letter.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be done.")] = False,
     queue_url: QueueUrl = None,

@@ -1,4 +1,4 @@
-"""Issue 10, item 8: the JSON Lines error names the line once."""
+"""Issue 10, item 8: the JSON Lines error names the line once; dead letters by name."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 
 from dockline.config import PipelineSettings
 from dockline.decode import RecordStream
-from dockline.errors import PermanentError
+from dockline.errors import PermanentError, UsageError
 from dockline.jsonx import loads
-from dockline.models import BadRecordPolicy
+from dockline.models import BadRecordPolicy, DeadLetter, ObjectRef
+from dockline.redrive import select
 
 SETTINGS = PipelineSettings()
 
@@ -55,3 +56,19 @@ def test_item8_a_whole_json_document_still_says_where() -> None:
     # THEN the one place in it is still named (line and column of the document)
     with pytest.raises(PermanentError, match=r"^not valid JSON: Expecting ',' delimiter at line 3, column 9$"):
         loads(b'{\n "a": 1,\n "b": 2 3\n}')
+
+
+def _aws_letter(message_id: str, key: str) -> DeadLetter:
+    return DeadLetter(message_id, ObjectRef("bucket", key, "v1"), "failed", 3, "2026-01-01T00:00:00Z")
+
+
+def test_item8_select_resolves_aws_message_id_prefixes_and_keys_the_same_way() -> None:
+    # GIVEN two SQS dead letters (ids are message ids)
+    a = _aws_letter("6f1c2d3e-0000-4000-8000-000000000001", "incoming/a.json")
+    b = _aws_letter("6f1c9999-0000-4000-8000-000000000002", "incoming/b.json")
+    # THEN a unique message-id prefix, a key and a full id each name one letter, once
+    assert select([a, b], ["6f1c2"]) == [a]
+    assert select([a, b], ["incoming/b.json", b.id]) == [b]
+    # and a shared prefix is a usage error naming both
+    with pytest.raises(UsageError, match=r"^'6f1c' names 2 dead letters: incoming/a\.json@v1, incoming/b\.json@v1;"):
+        select([a, b], ["6f1c"])
