@@ -569,15 +569,19 @@ def dlq_list(
     aws: StackOption = False,
 ) -> None:
     """List dead letters: files that failed for good or ran out of retries."""
-    rows = [_letter_json(letter) for letter in _dead_letters(_ctx(ctx), queue_url, aws)]
+    from dockline.redrive import short_id
+
+    letters = _dead_letters(_ctx(ctx), queue_url, aws)
     if as_json:
-        _print_json(rows)
+        _print_json([_letter_json(letter) for letter in letters])
         return
+    # The table shows a short id (key@<12 hex>) that `dlq show` and `dlq redrive` accept;
+    # --json has the full ids.
     table = _table(
-        f"{len(rows)} dead letters", ("id", 16), ("key", 16), ("attempts", 0), ("failed_at", 0), ("reason", -1)
+        f"{len(letters)} dead letters", ("id", 16), ("key", 16), ("attempts", 0), ("failed_at", 0), ("reason", -1)
     )
-    for row in rows:
-        table.add_row(row["id"], row["key"], str(row["attempts"]), row["failed_at"], row["reason"])
+    for letter in letters:
+        table.add_row(short_id(letter), letter.ref.key, str(letter.attempts), letter.failed_at, letter.reason)
     console.print(table)
 
 

@@ -72,3 +72,15 @@ def test_item8_an_empty_name_matches_nothing(cli: CLI, two_letters: list[dict[st
     result = cli("dlq", "show", "", check=False)
     assert result.returncode == 2
     assert "no dead letter with id ''" in result.stderr
+
+
+def test_item8_dlq_list_shows_short_ids_that_show_accepts(cli: CLI, two_letters: list[dict[str, str]]) -> None:
+    letter = _letter(two_letters, "incoming/order-a.json")
+    short = f"incoming/order-a.json@{letter['version'][:12]}"
+    # WHEN the dead letters are listed as a table
+    table = cli("dlq", "list").stdout
+    # THEN the id column has the short id, not the 64 hex digits that wrapped over lines
+    assert short in table
+    assert letter["version"] not in table
+    # and that short id names the letter
+    assert json.loads(cli("dlq", "show", short, "--json").stdout)["id"] == letter["id"]
