@@ -540,6 +540,35 @@ def _sent_json(sent: Any) -> dict[str, Any]:
     }
 
 
+@app.command()
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--notifications-older-than",
+            help="Delete notifications older than this (30d, 12h, 90m, 2w) whose deliveries all settled.",
+        ),
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
+) -> None:
+    """Delete old notifications and their settled deliveries; never items, files or dead letters."""
+    from datetime import UTC, datetime
+
+    from dockline.local.prune import parse_age, prune_notifications
+    from dockline.pipeline import iso
+
+    age = parse_age(older_than)
+    before = iso(datetime.now(UTC) - age)
+    engine = _ctx(ctx).engine(read_only=dry_run, create=False)
+    done = prune_notifications(engine.db, before=before, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    line = f"{verb} {done.notifications} notifications and {done.deliveries} deliveries published before {before}"
+    if done.kept_unsettled:
+        line += f"; kept {done.kept_unsettled} older ones with deliveries still to send"
+    say(console, line)
+
+
 # -- dead letters ----------------------------------------------------------------------
 QueueUrl = Annotated[
     str | None,
