@@ -114,8 +114,12 @@ def decode_utf8(data: bytes) -> str:
 def _syntax_error(exc: json.JSONDecodeError) -> PermanentError:
     if exc.msg == "Extra data":
         return JSONSyntaxError("trailing data after the JSON document", exc.lineno, exc.colno)
-    if exc.pos >= len(exc.doc.rstrip()) and exc.doc.strip():
-        return JSONSyntaxError("truncated JSON: the document ends early", exc.lineno, exc.colno)
+    end = len(exc.doc.rstrip())
+    if exc.pos >= end and exc.doc.strip():
+        # Where the content ends, not past a trailing newline ("line 2, column 1" of a one-line file).
+        line = exc.doc.count("\n", 0, end) + 1
+        column = end - exc.doc.rfind("\n", 0, end)
+        return JSONSyntaxError("truncated JSON: the document ends early", line, column)
     if "\x00" in exc.doc[:8192]:
         return PermanentError("the file is binary data, not JSON text")
     return JSONSyntaxError(f"not valid JSON: {exc.msg}", exc.lineno, exc.colno)

@@ -28,7 +28,7 @@ def _records(data: bytes, key: str, settings: PipelineSettings = SETTINGS) -> Re
     [
         (b'{"id": 2, "x": 1 2}', "line 2, column 18: not valid JSON: Expecting ',' delimiter"),
         (b'{"id": 2} {"id": 3}', "line 2, column 11: trailing data after the JSON document"),
-        (b'{"id": 2, "x": ', "line 2, column 16: truncated JSON: the document ends early"),
+        (b'{"id": 2, "x": ', "line 2, column 15: truncated JSON: the document ends early"),
     ],
 )
 def test_item8_jsonl_error_names_the_line_once(line: bytes, expected: str) -> None:
@@ -72,3 +72,10 @@ def test_item8_select_resolves_aws_message_id_prefixes_and_keys_the_same_way() -
     # and a shared prefix is a usage error naming both
     with pytest.raises(UsageError, match=r"^'6f1c' names 2 dead letters: incoming/a\.json@v1, incoming/b\.json@v1;"):
         select([a, b], ["6f1c"])
+
+
+def test_item8_truncation_is_placed_where_the_content_ends_not_past_the_newline() -> None:
+    # GIVEN a one-line JSON document cut short, with the usual trailing newline
+    # THEN the place named is on its one line, just after the last character
+    with pytest.raises(PermanentError, match=r"^truncated JSON: the document ends early at line 1, column 9$"):
+        loads(b'{"id": 1\n')
