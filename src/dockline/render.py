@@ -111,10 +111,11 @@ _CUT = "\u2026"  # …
 class Folded:
     """Text (a key, most often) that never breaks mid-name in a table cell.
 
-    Lines break only after a ``/`` or at spaces; a piece that is still wider than the
-    cell is cut in the middle with ``…``, keeping its start and its end (where a file
-    name's distinctive part and its extension are). In a ``no_wrap`` column the whole
-    text is one line, cut in the middle when too wide. Shown literally like ``literal``:
+    Lines break only after a ``/`` or at spaces. In a key (text without spaces) a name
+    still wider than the cell is cut in the middle with ``…``, keeping its start and its
+    end (where a file name's distinctive part and its extension are); in prose (a reason,
+    a message) such a word is folded instead, so no word of it is lost. In a ``no_wrap``
+    column the whole text is one line, cut in the middle when too wide. Shown literally like ``literal``:
     control characters escaped, never markup. rich's own ``overflow="fold"`` breaks
     anywhere, ``incoming/ord`` + ``er-1001.json``; this is what the tables use instead.
     """
@@ -123,6 +124,7 @@ class Folded:
         self.text = visible(text)
         self.style = style
         self.pieces: list[str] = _PIECE.findall(self.text) or [""]
+        self.is_key = len(self.pieces) == 1 or not any(ch.isspace() for ch in self.text)
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         widest = max(cell_len(piece.rstrip()) for piece in self.pieces)
@@ -142,9 +144,13 @@ class Folded:
                 lines.append(line.rstrip())
                 line = ""
             line += piece
-            if cell_len(line.rstrip()) > width:  # one piece alone is too wide: cut its middle
-                lines.append(cut_middle(line.rstrip(), width))
-                line = ""
+            if cell_len(line.rstrip()) > width:  # one piece alone is too wide
+                if self.is_key:
+                    lines.append(cut_middle(line.rstrip(), width))
+                    line = ""
+                else:
+                    *whole, line = _fold(line, width)
+                    lines.extend(whole)
         if line.rstrip() or not lines:
             lines.append(line.rstrip())
         return lines
@@ -161,6 +167,16 @@ def cut_middle(text: str, width: int) -> str:
     head = _fit(text, head_room)
     tail = _fit(text[::-1], room - cell_len(head))[::-1]
     return head + _CUT + tail
+
+
+def _fold(text: str, width: int) -> list[str]:
+    """``text`` cut into lines of at most ``width`` cells (the last may be shorter)."""
+    lines: list[str] = []
+    while cell_len(text) > width:
+        head = _fit(text, width) or text[0]
+        lines.append(head)
+        text = text[len(head) :]
+    return [*lines, text]
 
 
 def _fit(text: str, width: int) -> str:

@@ -63,3 +63,17 @@ def test_item8_cut_middle_fits_and_keeps_both_ends(text: str, width: int) -> Non
     else:
         head, _, tail = shown.partition("\u2026")
         assert text.startswith(head) and text.endswith(tail)
+
+
+def test_item8_prose_with_a_slash_loses_no_word() -> None:
+    # GIVEN a reason that names a key, in a column narrower than the key's file name
+    reason = "File failed: incoming/readings-of-today.ndjson: line 2"
+    out = io.StringIO()
+    table = LiteralTable()
+    table.add_column("message", max_width=14)
+    table.add_row(reason)
+    Console(file=out, width=80, color_system=None).print(table)
+    shown = "".join(line.split("\u2502")[1].strip() for line in out.getvalue().splitlines() if "\u2502" in line)
+    # THEN every character is still there (folded, not cut), and the folder ends its line
+    assert shown.replace(" ", "") == reason.replace(" ", "")
+    assert "\u2026" not in shown
