@@ -186,8 +186,8 @@ def run(
         bool,
         typer.Option(
             "--once",
-            help="Process what is there now, then exit (0 even if files failed; 1 if a full disk or another"
-            " process's lock stopped it).",
+            help="Process what is there now, then exit (0 even if files failed, unless --strict; 1 if a full"
+            " disk or another process's lock stopped it).",
         ),
     ] = False,
     workers: Annotated[
@@ -195,10 +195,16 @@ def run(
         typer.Option("--workers", min=1, max=64, help="Files processed in parallel (default: [local] concurrency)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print a line per notification.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="With --once: exit 1 when any file failed (for cron and CI)."),
+    ] = False,
 ) -> None:
     """Watch the bucket folder and process matching new files (Ctrl-C stops)."""
     from dockline.local.db import StorageError
 
+    if strict and not once:
+        raise UsageError("--strict needs --once (a watcher has no end to report on)")
     c = _ctx(ctx)
     backoff = 1.0
     while True:
@@ -213,15 +219,15 @@ def run(
             time.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
     try:
-        _run(engine, once=once, workers=workers, quiet=quiet)
+        _run(engine, once=once, workers=workers, quiet=quiet, strict=strict)
     finally:
         engine.db.close()  # the last sync, and a clean WAL for read-only users
 
 
-def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool) -> None:
+def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool, strict: bool = False) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    stopper = _Stopper(engine, once=once)
+    stopper = _Stopper(engine, once=once, strict=strict)
     stopper.install()
     if once:
         show_progress = err.is_terminal and quiet
@@ -262,9 +268,10 @@ class _Stopper:
     once. Either way it says how many files were finished and how many released. SIGTSTP
     (Ctrl-Z) first lets the unit being written commit, so a paused run holds no lock."""
 
-    def __init__(self, engine: Any, *, once: bool) -> None:
+    def __init__(self, engine: Any, *, once: bool, strict: bool = False) -> None:
         self.engine = engine
         self.once = once
+        self.strict = strict
         self.stop = threading.Event()
         self.signum = 0
         self._exiting = threading.Lock()
@@ -316,13 +323,15 @@ class _Stopper:
         if not self._exiting.acquire(blocking=False):
             threading.Event().wait()  # the grace timer is exiting the process
         if summary is not None:
-            _print_summary(summary)
+            _print_summary(summary, strict=self.strict)
         if self.stop.is_set():
             say(err, f"stopped: {self.engine.finished} files finished, 0 released")
         if summary is not None and summary.trouble:
             raise typer.Exit(1)
         if self.once and self.stop.is_set():
             raise typer.Exit(128 + self.signum)
+        if self.strict and summary is not None and summary.count(Status.FAILED):
+            raise typer.Exit(1)
 
 
 def _print_problems(summary: Any) -> None:
@@ -332,7 +341,7 @@ def _print_problems(summary: Any) -> None:
         say(err, f"not settled: {problem}")
 
 
-def _print_summary(summary: Any) -> None:
+def _print_summary(summary: Any, *, strict: bool = False) -> None:
     parts = [f"{summary.count(s)} {s}" for s in (Status.PROCESSED, Status.FAILED, Status.DUPLICATE, Status.CONFLICT)]
     if summary.count(Status.SUPERSEDED):  # a rare race: named only when it happened
         parts.append(f"{summary.count(Status.SUPERSEDED)} superseded")
@@ -342,6 +351,9 @@ def _print_summary(summary: Any) -> None:
     if summary.trouble:
         say(err, f"dockline: error: {summary.trouble} ({line}; the rest is left for the next run)")
         return
+    failed = summary.count(Status.FAILED)
+    if strict and failed:
+        line += f"; exit 1 (--strict): {failed} file{'' if failed == 1 else 's'} failed"
     say(err, line)
     _print_problems(summary)
 
@@ -528,6 +540,35 @@ def _sent_json(sent: Any) -> dict[str, Any]:
     }
 
 
+@app.command()
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--notifications-older-than",
+            help="Delete notifications older than this (30d, 12h, 90m, 2w) whose deliveries all settled.",
+        ),
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
+) -> None:
+    """Delete old notifications and their settled deliveries; never items, files or dead letters."""
+    from datetime import UTC, datetime
+
+    from dockline.local.prune import parse_age, prune_notifications
+    from dockline.pipeline import iso
+
+    age = parse_age(older_than)
+    before = iso(datetime.now(UTC) - age)
+    engine = _ctx(ctx).engine(read_only=dry_run, create=False)
+    done = prune_notifications(engine.db, before=before, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    line = f"{verb} {done.notifications} notifications and {done.deliveries} deliveries published before {before}"
+    if done.kept_unsettled:
+        line += f"; kept {done.kept_unsettled} older ones with deliveries still to send"
+    say(console, line)
+
+
 # -- dead letters ----------------------------------------------------------------------
 QueueUrl = Annotated[
     str | None,
@@ -557,15 +598,19 @@ def dlq_list(
     aws: StackOption = False,
 ) -> None:
     """List dead letters: files that failed for good or ran out of retries."""
-    rows = [_letter_json(letter) for letter in _dead_letters(_ctx(ctx), queue_url, aws)]
+    from dockline.redrive import short_id
+
+    letters = _dead_letters(_ctx(ctx), queue_url, aws)
     if as_json:
-        _print_json(rows)
+        _print_json([_letter_json(letter) for letter in letters])
         return
+    # The table shows a short id (key@<12 hex>) that `dlq show` and `dlq redrive` accept;
+    # --json has the full ids.
     table = _table(
-        f"{len(rows)} dead letters", ("id", 16), ("key", 16), ("attempts", 0), ("failed_at", 0), ("reason", -1)
+        f"{len(letters)} dead letters", ("id", 16), ("key", 16), ("attempts", 0), ("failed_at", 0), ("reason", -1)
     )
-    for row in rows:
-        table.add_row(row["id"], row["key"], str(row["attempts"]), row["failed_at"], row["reason"])
+    for letter in letters:
+        table.add_row(short_id(letter), letter.ref.key, str(letter.attempts), letter.failed_at, letter.reason)
     console.print(table)
 
 
@@ -594,16 +639,18 @@ def _letter_json(letter: Any) -> dict[str, Any]:
 @dlq_app.command("show")
 def dlq_show(
     ctx: typer.Context,
-    letter_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id (see `dlq list`).")],
+    letter_id: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="The dead letter's id, a unique prefix of it, or its key (see `dlq list`)."),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     queue_url: QueueUrl = None,
     aws: StackOption = False,
 ) -> None:
     """Show one dead letter."""
-    letter = next((d for d in _dead_letters(_ctx(ctx), queue_url, aws) if d.id == letter_id), None)
-    if letter is None:
-        raise UsageError(f"no dead letter with id {letter_id!r} (see `dockline dlq list`)")
-    row = _letter_json(letter)
+    from dockline.redrive import resolve
+
+    row = _letter_json(resolve(_dead_letters(_ctx(ctx), queue_url, aws), letter_id))
     if as_json:
         _print_json(row)
         return
@@ -614,7 +661,10 @@ def dlq_show(
 @dlq_app.command("redrive")
 def dlq_redrive(
     ctx: typer.Context,
-    letter_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="The dead letter to redrive.")] = None,
+    letter_id: Annotated[
+        str | None,
+        typer.Argument(metavar="[ID]", help="The dead letter to redrive: its id, a unique prefix, or its key."),
+    ] = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Redrive every dead letter.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be done.")] = False,
     queue_url: QueueUrl = None,

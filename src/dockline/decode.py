@@ -21,7 +21,15 @@ import orjson
 
 from dockline.config import PipelineSettings
 from dockline.errors import PermanentError, SupersededError
-from dockline.jsonx import dumps, fast_path_safe, integral_float_offsets, loads, loads_vouched, shortest_numbers
+from dockline.jsonx import (
+    JSONSyntaxError,
+    dumps,
+    fast_path_safe,
+    integral_float_offsets,
+    loads,
+    loads_vouched,
+    shortest_numbers,
+)
 from dockline.models import BadRecord, BadRecordPolicy, Record, RecordMode
 
 MAX_ID_BYTES = 1024
@@ -228,9 +236,12 @@ class RecordStream:
         if self.size == 0:
             raise PermanentError("the file is empty")
 
-    def _bad(self, index: int, reason: str) -> None:
+    def _bad(self, index: int, reason: str, *, column: int | None = None) -> None:
         if self._settings.on_bad_record is BadRecordPolicy.FAIL_FILE or not self.multi:
-            raise PermanentError(f"line {index}: {reason}" if self._format != "json" else f"element {index}: {reason}")
+            where = f"line {index}" if self._format != "json" else f"element {index}"
+            raise PermanentError(f"{where}, column {column}: {reason}" if column else f"{where}: {reason}")
+        if column:
+            reason = f"{reason} at column {column}"  # listed as "line N: <reason>"
         self.skipped_total += 1
         if len(self.skipped) < MAX_SKIPPED_KEPT:  # the count is exact, the list bounded
             self.skipped.append(BadRecord(index=index, reason=reason))
@@ -292,6 +303,12 @@ class RecordStream:
                         yield make_record(document, key=key, index=number, max_inline=max_inline)
                         continue
                     canonical = dumps(document)
+                except JSONSyntaxError as exc:
+                    # Parsed alone, a line is a document whose "line 1" is this line: name the file's
+                    # line once. Only a truncation points past the line's end (the parser's line 2).
+                    column = exc.column if exc.line == 1 else len(line.decode("utf-8", "replace").rstrip("\r\n")) + 1
+                    self._bad(number, exc.what, column=column)
+                    continue
                 except PermanentError as exc:
                     self._bad(number, str(exc))
                     continue

@@ -52,7 +52,10 @@ def run_demo(console: Console, *, target: Path | None = None) -> Path:
             engine.store.put(staged, f"incoming/{name}")
             staged.unlink()
         say(console, f"  put incoming/{name:<26} {why}")
-    summary = engine.run_once(max_wait_seconds=5)
+    # One worker: the story needs order-1001 settled before its resent and edited copies
+    # (several workers race, and the rows' outcomes could change from run to run).
+    summary = engine.run_once(workers=1, max_wait_seconds=5)
+    put_order = {f"incoming/{name}": n for n, (name, _) in enumerate(SAMPLES)}
     console.print()
     # Keys, pks and reasons are shown literally (LiteralTable); only the status is styled.
     table = LiteralTable(title="What happened to each file")
@@ -61,14 +64,17 @@ def run_demo(console: Console, *, target: Path | None = None) -> Path:
     table.add_column("pk", no_wrap=True, max_width=16, overflow="ellipsis")
     table.add_column("detail", ratio=1)
     styles = {"processed": "green", "failed": "red", "duplicate": "cyan", "conflict": "yellow"}
-    for row in list_files(engine.db):
+    # Rows in the order the files were put (the ledger's own order is when they settled).
+    for row in sorted(list_files(engine.db), key=lambda r: put_order.get(r["key"], len(put_order))):
         status = row["status"]
         detail = row["error"] or (f"{row['records']} records" if row["records"] > 1 else "")
         name = row["key"].removeprefix(engine.settings.pipeline.prefix)
         pk = row["pk"] or ""
         table.add_row(name, literal(status, style=styles.get(status, "white")), pk, detail)
     console.print(table)
-    items = list_items(engine.db)
+    items = sorted(
+        list_items(engine.db), key=lambda i: (put_order.get(i["key"], len(put_order)), i.get("record_index", 0))
+    )
     ledger = LiteralTable(title=f"Ledger: {len(items)} items")
     ledger.add_column("pk", no_wrap=True, max_width=28, overflow="ellipsis")
     ledger.add_column("payload (numbers exact)", no_wrap=True, overflow="ellipsis", ratio=1)

@@ -72,6 +72,17 @@ def exact_payload(value: Any) -> Any:
     return value
 
 
+class JSONSyntaxError(PermanentError):
+    """Bad JSON at a known place: ``what`` is the reason alone, so a caller that knows a
+    better place (a JSON Lines file's own line number) can name the place once."""
+
+    def __init__(self, what: str, line: int, column: int) -> None:
+        super().__init__(f"{what} at line {line}, column {column}")
+        self.what = what
+        self.line = line
+        self.column = column
+
+
 def _reject_constant(name: str) -> Any:
     raise PermanentError(f"{name} is not a valid JSON number (numbers must be finite)")
 
@@ -83,7 +94,7 @@ def loads_exact(text: str | bytes) -> Any:
     try:
         return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise PermanentError(describe_json_error(exc)) from None
+        raise _syntax_error(exc) from None
     except RecursionError:
         raise PermanentError("JSON nesting is too deep to parse safely") from None
     except ValueError as exc:  # e.g. an integer with more than 4300 digits
@@ -100,14 +111,18 @@ def decode_utf8(data: bytes) -> str:
         raise PermanentError(f"not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}") from None
 
 
-def describe_json_error(exc: json.JSONDecodeError) -> str:
+def _syntax_error(exc: json.JSONDecodeError) -> PermanentError:
     if exc.msg == "Extra data":
-        return f"trailing data after the JSON document at line {exc.lineno}, column {exc.colno}"
-    if exc.pos >= len(exc.doc.rstrip()) and exc.doc.strip():
-        return f"truncated JSON: the document ends early at line {exc.lineno}, column {exc.colno}"
+        return JSONSyntaxError("trailing data after the JSON document", exc.lineno, exc.colno)
+    end = len(exc.doc.rstrip())
+    if exc.pos >= end and exc.doc.strip():
+        # Where the content ends, not past a trailing newline ("line 2, column 1" of a one-line file).
+        line = exc.doc.count("\n", 0, end) + 1
+        column = end - exc.doc.rfind("\n", 0, end)
+        return JSONSyntaxError("truncated JSON: the document ends early", line, column)
     if "\x00" in exc.doc[:8192]:
-        return "the file is binary data, not JSON text"
-    return f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        return PermanentError("the file is binary data, not JSON text")
+    return JSONSyntaxError(f"not valid JSON: {exc.msg}", exc.lineno, exc.colno)
 
 
 _WIDE = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # normalize() any exponent, round nothing

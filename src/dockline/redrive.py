@@ -41,15 +41,48 @@ class Redriven:
     resolved: bool  # the letter has done its job: remove it
 
 
+_CANDIDATES_SHOWN = 3
+
+
 def select(letters: Sequence[DeadLetter], ids: Sequence[str] | None) -> list[DeadLetter]:
-    """The letters named by ``ids`` (all when None). Raises UsageError for an unknown id."""
+    """The letters named by ``ids`` (all when None), each once, in the order named.
+
+    A name is a letter's full id, or what resolves to exactly one letter: a prefix of its
+    id, its object's key, or a prefix of ``key@version`` (the id without the bucket).
+    Raises UsageError for a name that matches no letter, or more than one (naming a few).
+    """
     if ids is None:
         return list(letters)
-    known = {letter.id: letter for letter in letters}
-    missing = [i for i in ids if i not in known]
-    if missing:
-        raise UsageError(f"no dead letter with id {missing[0]!r} (see `dockline dlq list`)")
-    return [known[i] for i in ids]
+    chosen: dict[str, DeadLetter] = {}
+    for name in ids:
+        letter = resolve(letters, name)
+        chosen.setdefault(letter.id, letter)
+    return list(chosen.values())
+
+
+def resolve(letters: Sequence[DeadLetter], name: str) -> DeadLetter:
+    """The one letter ``name`` stands for (see ``select``). Raises UsageError."""
+    exact = [letter for letter in letters if letter.id == name]
+    matches = exact or ([letter for letter in letters if _names(letter, name)] if name else [])
+    if not matches:
+        raise UsageError(f"no dead letter with id {name!r} (see `dockline dlq list`)")
+    if len(matches) > 1:
+        shown = ", ".join(short_id(letter) for letter in matches[:_CANDIDATES_SHOWN])
+        more = f" and {len(matches) - _CANDIDATES_SHOWN} more" if len(matches) > _CANDIDATES_SHOWN else ""
+        raise UsageError(f"{name!r} names {len(matches)} dead letters: {shown}{more}; give more of the id")
+    return matches[0]
+
+
+def _names(letter: DeadLetter, name: str) -> bool:
+    key = letter.ref.key
+    return letter.id.startswith(name) or (bool(key) and (key == name or f"{key}@{letter.ref.version}".startswith(name)))
+
+
+def short_id(letter: DeadLetter) -> str:
+    """A shorter name for ``letter`` that ``resolve`` accepts: ``key@<12 hex>`` when it has a
+    key (a local letter), else its id (an SQS message id)."""
+    key, version = letter.ref.key, letter.ref.version
+    return f"{key}@{version[:12]}" if key and version else letter.id
 
 
 def plan(letters: Sequence[DeadLetter], ids: Sequence[str] | None, locate: Locate) -> list[RedriveStep]:

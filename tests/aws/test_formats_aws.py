@@ -51,7 +51,7 @@ def test_a_bad_record_fails_the_file_by_default(moto: None) -> None:
     handle(strict.drain_input(), strict.engine)
     [failure] = strict.notifications()
     assert failure["attributes"]["status"] == "failed"
-    assert "line 2: truncated JSON" in failure["message"]
+    assert "line 2, column 17: truncated JSON" in failure["message"]
     assert strict.records() == {}
 
 

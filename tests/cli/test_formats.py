@@ -48,7 +48,7 @@ def test_a_bad_record_fails_the_file_or_is_skipped_and_listed(cli, tmp_path: Pat
     cli("run", "--once")
     [strict] = json.loads(cli("files", "list", "--json").stdout)
     assert strict["status"] == "failed"
-    assert strict["error"].startswith("line 2: truncated JSON")
+    assert strict["error"].startswith("line 2, column 17: truncated JSON")  # issue 10: the line named once
 
     (tmp_path / "dockline.toml").write_text('[pipeline]\non_bad_record = "skip"\n')
     (tmp_path / "lenient.ndjson").write_text(text)

@@ -216,7 +216,7 @@ def test_symlinks_are_never_followed(engine: LocalEngine, tmp_path: Path) -> Non
 def test_fifo_does_not_hang_the_run(engine: LocalEngine) -> None:
     # GIVEN a FIFO named like a JSON file (opening it for reading would block forever)
     incoming = engine.bucket_dir / "incoming"
-    incoming.mkdir()
+    incoming.mkdir(exist_ok=True)  # the engine makes incoming/ (issue 10)
     os.mkfifo(incoming / "x.json")
     drop(engine, GOOD_KEY, GOOD)
     # WHEN the engine runs

@@ -343,7 +343,7 @@ def test_a_file_changed_between_scan_and_read_is_not_taken_for_the_old_version(t
 
     engine = LocalEngine(tmp_path / "data", _replace(Settings(), local=LocalSettings(settle_seconds=0)))
     path = engine.bucket_dir / "incoming" / "a.json"
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)  # the engine makes incoming/ (issue 10)
     path.write_text('{"id": "a", "v": 1}')
     [ref] = engine.scan().ready
     # WHEN its content changes before it is read

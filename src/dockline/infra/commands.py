@@ -105,7 +105,9 @@ def _check_credentials(profile: str | None) -> None:
     if credentials is None:
         where = f"profile {profile!r}" if profile else "the environment or the default profile"
         raise DeployError(f"no AWS credentials in {where}; run `aws configure` or `aws sso login` first")
-    if not session.region_name:
+    # botocore reads only AWS_DEFAULT_REGION and the profile; the CDK CLI and the AWS CLI also
+    # read AWS_REGION, which the README names: accept either.
+    if not (session.region_name or os.environ.get("AWS_REGION")):
         raise DeployError("no AWS region set; set AWS_REGION or a region in your AWS profile")
 
 

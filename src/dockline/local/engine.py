@@ -81,7 +81,7 @@ class LocalEngine:
         self.bucket_dir = data_dir / "bucket"
         self.staging_dir = data_dir / "tmp"  # outside the bucket: never seen by a scan
         if not read_only:
-            _prepare_data_dir(data_dir, self.bucket_dir)
+            _prepare_data_dir(data_dir, self.bucket_dir, prefix=settings.pipeline.prefix)
         self.db = Database(
             data_dir / "dockline.db",
             read_only=read_only,
@@ -371,8 +371,9 @@ class LocalEngine:
         return results
 
 
-def _prepare_data_dir(data_dir: Path, bucket_dir: Path) -> None:
-    """Create the data dir (its parent must exist) and its bucket folder; one line if not."""
+def _prepare_data_dir(data_dir: Path, bucket_dir: Path, *, prefix: str = "") -> None:
+    """Create the data dir (its parent must exist), its bucket folder and the prefix's folder
+    in it (``incoming/``, so a plain ``cp x.json bucket/incoming/`` works); one line if not."""
     if not data_dir.is_dir():
         parent = data_dir.absolute().parent
         if not parent.is_dir():
@@ -389,3 +390,31 @@ def _prepare_data_dir(data_dir: Path, bucket_dir: Path) -> None:
         if exc.errno in (errno.ENOSPC, errno.EIO):
             raise StorageError(what) from exc
         raise DocklineError(what + " (read-only commands such as `dockline files list` still work)") from exc
+    _make_prefix_folder(bucket_dir, prefix)
+
+
+def _make_prefix_folder(bucket_dir: Path, prefix: str) -> None:
+    """Create the folders of ``prefix`` (``incoming`` of ``incoming/``; ``drop`` of ``drop/in-``)
+    inside the bucket, each opened relative to the one before and never through a link. Only
+    folders are made, never anything inside them. A link or a file in the way is left alone:
+    the scan refuses it with its reason; a folder that cannot be made is made by ``put`` or
+    the user."""
+    names = [name for name in prefix.rpartition("/")[0].split("/") if name]
+    if not names or any(name in (".", "..") for name in names):
+        return
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(bucket_dir, flags)
+    except OSError:
+        return
+    try:
+        for name in names:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o777, dir_fd=fd)
+            inner = os.open(name, flags, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except OSError:
+        return
+    finally:
+        os.close(fd)
