@@ -13,12 +13,14 @@ called: it hashes new files and writes the ``seen`` cache, and a status must nei
 write nor read whole files. So a file's version is taken from the ``seen`` cache when its
 (size, ctime, inode) still match, or from its stat where the scan does the same (links,
 special files, refused names, files over the size limit); a regular file no scan has
-hashed yet is counted as waiting without being read. A file is in the backlog when its
-version is not settled the way the scan means it (final and notified, or a duplicate).
+hashed yet is counted as waiting without being read, unless only its ctime moved since a
+version of it settled (same key, size and mtime: a chmod). A file is in the backlog when
+its version is not settled the way the scan means it (final and notified, or a duplicate).
 """
 
 from __future__ import annotations
 
+import os
 import stat as stat_mode
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -43,6 +45,16 @@ _SETTLED = (
     " AND (status IN ('processed', 'failed', 'duplicate', 'conflict', 'superseded') AND notified = 1"
     " OR status = 'duplicate') LIMIT 1"
 )
+
+
+# The cache misses when only a file's metadata changed (chmod moves ctime). A settled
+# version of the same key with the same size and mtime (files.sequencer, store.ref_for)
+# is then taken as this file: the run's scan decides by content, a status only estimates.
+_SETTLED_BY_STAT = _SETTLED.replace("AND version = ?", "AND size = ? AND sequencer = ?")
+
+
+def _sequencer(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns:020X}"  # as store.ref_for writes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +280,8 @@ def read_backlog(db: Database, store: FolderStore, pipeline: PipelineSettings, *
             version = _cached_version(db, key, st)
         if version is not None and db.query(_SETTLED, (LOCAL_BUCKET, key, version)):
             continue
+        if version is None and db.query(_SETTLED_BY_STAT, (LOCAL_BUCKET, key, st.st_size, _sequencer(st))):
+            continue  # only its ctime moved (a chmod, a chown) since it settled: see the module
         count += 1
         if oldest is None or (st.st_ctime, key) < oldest:
             oldest = (st.st_ctime, key)
@@ -276,7 +290,7 @@ def read_backlog(db: Database, store: FolderStore, pipeline: PipelineSettings, *
     return Backlog(count, oldest[1], max(0.0, now - oldest[0]))
 
 
-def _cached_version(db: Database, key: str, st: Any) -> str | None:
+def _cached_version(db: Database, key: str, st: os.stat_result) -> str | None:
     """The content hash the scan recorded for this very file, or None when no scan has
     hashed it as it is now (new, or changed since)."""
     rows = db.query("SELECT size, ctime_ns, inode, version FROM seen WHERE key = ?", (key,))
