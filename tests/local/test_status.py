@@ -263,8 +263,9 @@ def _big_ndjson(path: Path, records: int) -> None:
 def test_status_while_a_run_is_processing_shows_it_in_flight_and_never_waits(data_dir: Path, config: Path) -> None:
     # GIVEN a run busy with a big NDJSON file
     records = 600_000
+    assert run_cli(data_dir, "run", "--once", config=config).returncode == 0  # the data dir exists
     incoming = data_dir / "bucket" / "incoming"
-    incoming.mkdir(parents=True)
+    incoming.mkdir(parents=True, exist_ok=True)
     _big_ndjson(data_dir / "big.tmp", records)
     (data_dir / "big.tmp").rename(incoming / "big.ndjson")
     runner = subprocess.Popen(
@@ -280,17 +281,16 @@ def test_status_while_a_run_is_processing_shows_it_in_flight_and_never_waits(dat
         seen: dict[str, Any] | None = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and runner.poll() is None:
-            if (data_dir / "dockline.db").exists():
-                started = time.monotonic()
-                done = run_cli(data_dir, "status", "--json", config=config)
-                took = time.monotonic() - started
-                # THEN it answers at once (read-only: it never waits for the writer's lock)
-                assert done.returncode == 0, done.stderr
-                assert took < 10, took
-                report = json.loads(done.stdout)
-                if report["in_flight"]:
-                    seen = report
-                    break
+            started = time.monotonic()
+            done = run_cli(data_dir, "status", "--json", config=config)
+            took = time.monotonic() - started
+            # THEN it answers at once (read-only: it never waits for the writer's lock)
+            assert done.returncode == 0, done.stderr
+            assert took < 10, took
+            report = json.loads(done.stdout)
+            if report["in_flight"]:
+                seen = report
+                break
             time.sleep(0.05)
         assert seen is not None, "status never saw the file in flight"
         # ... the file is processing, held by a live worker, and still in the backlog
@@ -316,8 +316,9 @@ def test_status_while_a_run_is_processing_shows_it_in_flight_and_never_waits(dat
 @pytest.mark.slow
 def test_status_does_not_count_a_killed_workers_file_in_flight(data_dir: Path, config: Path) -> None:
     # GIVEN a run killed with SIGKILL in the middle of a big file (its lease is still in the row)
+    assert run_cli(data_dir, "run", "--once", config=config).returncode == 0  # the data dir exists
     incoming = data_dir / "bucket" / "incoming"
-    incoming.mkdir(parents=True)
+    incoming.mkdir(parents=True, exist_ok=True)
     _big_ndjson(data_dir / "big.tmp", 600_000)
     (data_dir / "big.tmp").rename(incoming / "big.ndjson")
     runner = subprocess.Popen(
@@ -330,9 +331,7 @@ def test_status_does_not_count_a_killed_workers_file_in_flight(data_dir: Path, c
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and runner.poll() is None:
-            if (data_dir / "dockline.db").exists() and db_rows(
-                data_dir, "SELECT 1 FROM files WHERE status = 'processing'"
-            ):
+            if db_rows(data_dir, "SELECT 1 FROM files WHERE status = 'processing'"):
                 break
             time.sleep(0.02)
         assert runner.poll() is None, "the run finished before it could be killed; use a bigger file"
