@@ -447,3 +447,33 @@ def test_status_watch_on_a_terminal_redraws_and_ctrl_c_exits_0(data_dir: Path, c
     assert "1 processed" in text
     assert proc.returncode == 0, text
     assert "Traceback" not in text
+
+
+# -- the facts, in process -------------------------------------------------------------------
+def test_status_rates_count_each_window_and_queries_never_touch_the_items(make_engine: Any) -> None:
+    from dockline.local.status import read_status
+
+    # GIVEN two files settled just now (3 records)
+    engine = make_engine()
+    drop(engine, "incoming/a.ndjson", '{"id": "a1"}\n{"id": "a2"}\n')
+    drop(engine, "incoming/b.json", {"id": "b"})
+    engine.run_once()
+    now = time.time()
+    reader = make_engine()
+    statements: list[str] = []
+    reader.db.connection().set_trace_callback(statements.append)
+    # WHEN status is read now, 2 minutes later and 10 minutes later
+    at = {
+        later: read_status(reader.db, reader.store, reader.settings.pipeline, now=now + later)
+        for later in (0, 120, 600)
+    }
+    # THEN each window counts what settled inside it, per second over its whole length
+    assert [(r.window_seconds, r.files, r.records) for r in at[0].rates] == [(60, 2, 3), (300, 2, 3), (900, 2, 3)]
+    assert [(r.files, r.records) for r in at[120].rates] == [(0, 0), (2, 3), (2, 3)]
+    assert [(r.files, r.records) for r in at[600].rates] == [(0, 0), (0, 0), (2, 3)]
+    assert at[600].rates[2].records_per_second == pytest.approx(3 / 900)
+    # ... and no statement reads the ledger items; the state counts come from their index
+    assert statements and not [s for s in statements if "items" in s]
+    conn = reader.db.connection()
+    plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + statements[0]))
+    assert "GROUP BY status" in statements[0] and "COVERING INDEX files_by_status" in plan, plan
