@@ -569,9 +569,14 @@ def status_command(
         raise DocklineError(str(exc)) from exc  # exit 1: for a health check, no data is not healthy
 
     def read() -> Any:
-        return read_status(
-            engine.db, engine.store, engine.settings.pipeline, now=time.time(), max_backlog_age=max_backlog_age
-        )
+        try:
+            return read_status(
+                engine.db, engine.store, engine.settings.pipeline, now=time.time(), max_backlog_age=max_backlog_age
+            )
+        finally:
+            # A fresh read-only open each look: a user who may not write the data dir reads a
+            # cleanly closed file as immutable, which would never show a writer that starts later.
+            engine.db.close()
 
     if watch:
         _status_watch(read, as_json=as_json)

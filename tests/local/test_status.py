@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from tests.local.conftest import TRACEBACK_MARKERS, cli_command, cli_env, drop, run_cli, write_config
-from tests.local.test_permissions import NOBODY, run_as_user
+from tests.local.test_permissions import NOBODY, interpreter_for_nobody, run_as_user
+from tests.local.test_permissions import _become_nobody as become_nobody
 
 ESC = "\x1b"
 
@@ -156,6 +157,43 @@ def test_status_works_for_a_user_who_may_only_read(shared_dir: Path) -> None:
     }
     assert check.returncode == 1 and check.stdout.startswith("problem: 1 failed file")
     assert all(p.stat().st_uid != NOBODY for p in data_dir.rglob("*"))
+
+
+def test_status_watch_as_a_read_only_user_sees_a_writer_that_starts_later(shared_dir: Path) -> None:
+    # GIVEN a data dir closed cleanly by its owner (no -wal, no -shm), that another user may only read
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the CLI as another user (nobody)")
+    data_dir = shared_dir / "data"
+    config = write_config(shared_dir / "dockline.toml")
+    drop(data_dir, "incoming/first.json", {"id": "1"})
+    assert run_cli(data_dir, "run", "--once", config=config).returncode == 0
+    assert not Path(f"{data_dir / 'dockline.db'}-wal").exists()
+    for path in [data_dir, *data_dir.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    command = cli_command(data_dir, "status", "--watch", "--json", config=config)
+    command[0], python_path = interpreter_for_nobody()
+    watcher = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=data_dir.parent,
+        env={**cli_env(), "HOME": str(shared_dir), "PYTHONPATH": python_path},
+        preexec_fn=become_nobody,  # noqa: PLW1509 - as test_permissions does: setuid before exec
+    )
+    try:
+        assert watcher.stdout is not None
+        assert json.loads(watcher.stdout.readline())["files"]["processed"] == 1
+        # WHEN the owner processes a second file while that user watches
+        drop(data_dir, "incoming/second.json", {"id": "2"})
+        assert run_cli(data_dir, "run", "--once", config=config).returncode == 0
+        # THEN a later refresh shows it (the watch does not keep reading a stale snapshot)
+        counts = [json.loads(watcher.stdout.readline())["files"]["processed"] for _ in range(3)]
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        _out, err = watcher.communicate(timeout=30)
+    assert counts[-1] == 2, (counts, err)
+    assert watcher.returncode == 0, err
 
 
 # -- --check ---------------------------------------------------------------------------------
