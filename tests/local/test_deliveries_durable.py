@@ -667,3 +667,20 @@ def deliveries_of(data_dir: Path) -> list[dict[str, Any]]:
         return [dict(row) for row in conn.execute("SELECT * FROM deliveries")]
     finally:
         conn.close()
+
+
+def test_run_once_sends_every_delivery_due_at_its_end(tmp_path: Path, hook: Hook) -> None:
+    # GIVEN a healthy receiver, and runs that each settle one file
+    clock = Clock()
+    engine = engine_for(tmp_path / "data", clock, WebhookSubscription(url=hook.url))
+    try:
+        for n in range(25):
+            drop(engine, f"incoming/f{n:02d}.json", {"id": f"f{n:02d}"})
+            # WHEN a run ends
+            engine.run_once()
+            # THEN its delivery went out before it returned: a worker thread that looked for
+            # work just before the run's last commit must look again once draining began
+            states = [d["status"] for m in engine.topic.messages() for d in m["deliveries"]]
+            assert states == ["delivered"] * (n + 1), (n, states)
+    finally:
+        engine.db.close()

@@ -352,16 +352,19 @@ class DeliveryWorker:
         last_reclaim = time.monotonic()
         while not run.stopping.is_set():
             wake.clear()  # before looking: a commit after the look sets it again
+            # Read before looking: stop() drains only after the run's last commit, so only a
+            # look that began after draining was set has seen every delivery due at stop.
+            draining = run.draining.is_set()
             try:
                 if time.monotonic() - last_reclaim >= self.poll_seconds:
                     self.reclaim()
                     last_reclaim = time.monotonic()
                 sent = self.send_next(name)
                 if sent is not None:
-                    if run.draining.is_set() and sent.status == "retrying":
+                    if draining and sent.status == "retrying":
                         return  # the receiver is down: the rest wait for their schedule
                     continue
-                if run.draining.is_set():
+                if draining:
                     return
                 due = self.next_due_in(name)
             except DocklineError as exc:  # e.g. the database is busy or the disk full: try again
