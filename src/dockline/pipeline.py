@@ -98,18 +98,27 @@ class Pipeline:
                 self._outbox(prior)  # the crash may have come before the dead letter too
                 prior = replace(prior, notified=True)
             return prior
+        wrote: list[bool] = []  # set once this attempt hands records to the ledger
         try:
-            outcome = self.retry.call(lambda: self._ingest(ref, attempt))
+            outcome = self.retry.call(lambda: self._ingest(ref, attempt, wrote))
         except SupersededError as exc:
             # A harmless race: the newer version has an event of its own. Whatever was
             # read of this one is taken back, and nobody is paged.
-            self.retry.call(lambda: self.ledger.discard(ref))
+            self._discard(ref, wrote)
             newer = f" (now {exc.newer})" if exc.newer and exc.newer not in str(exc) else ""
             outcome = Outcome(ref=ref, status=Status.SUPERSEDED, error=f"{exc}{newer}", attempts=attempt)
         except PermanentError as exc:
-            self.retry.call(lambda: self.ledger.discard(ref))  # a failed file leaves no items
+            self._discard(ref, wrote)  # a failed file leaves no items
             outcome = Outcome(ref=ref, status=Status.FAILED, error=str(exc), attempts=attempt)
         return self._finish(outcome)
+
+    def _discard(self, ref: ObjectRef, wrote: list[bool]) -> None:
+        """Take back what ``ref`` wrote, when this attempt wrote anything. Most bad files fail
+        before their first batch reaches the ledger, and skip the cost; a retry of a file a
+        crash cut short writes its first batches again before it can fail later, so those
+        are found too."""
+        if wrote:
+            self.retry.call(lambda: self.ledger.discard(ref))
 
     def give_up(self, ref: ObjectRef, reason: str, *, attempts: int) -> Outcome:
         """Settle ``ref`` as failed after its retries ran out (the lifecycle's decision);
@@ -152,13 +161,14 @@ class Pipeline:
         )
         self.retry.call(lambda: self.dead_letters.send(letter))  # type: ignore[union-attr]
 
-    def _ingest(self, ref: ObjectRef, attempt: int) -> Outcome:
+    def _ingest(self, ref: ObjectRef, attempt: int, wrote: list[bool]) -> Outcome:
         tally = _Tally()  # counts, not lists: a file may hold millions of records
         with self.store.open(ref) as body:
             stream = RecordStream(
                 body, key=ref.key, settings=self.settings, expected_sha256=self.store.content_sha256(ref)
             )
             for chunk in _batched(stream.records(), self.settings.batch_size):
+                wrote[:] = [True]  # before the call: a write may fail after storing part of it
                 tally.add(self.ledger.write(ref, chunk, policy=self.settings.on_conflict, now=self.now()))
 
         return self._classify(ref, stream, tally, attempt)

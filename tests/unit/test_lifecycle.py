@@ -219,3 +219,23 @@ def test_redrive_keeps_a_letter_whose_object_fails_again() -> None:
     [done] = list(execute(plan([letter], None, lambda _l: (ref, "")), life, now=lambda: "t"))
     assert done.outcome is not None and done.outcome.status is Status.FAILED
     assert done.resolved is False
+
+
+def test_a_file_that_fails_before_its_first_write_skips_the_discard() -> None:
+    # A discard can cost a scan of a big ledger (SQLite keys items by pk, not by file):
+    # it runs only when this attempt handed records to the ledger.
+    life, store, ledger, _, _ = parts(batch_size=2)
+    calls: list[str] = []
+    original = ledger.discard
+
+    def counting(ref: ObjectRef) -> None:
+        calls.append(ref.key)
+        original(ref)
+
+    ledger.discard = counting  # type: ignore[method-assign]
+    store.put("b", "incoming/bad.json", b'{"id": ')
+    store.put("b", "incoming/late.jsonl", lines('{"id": "r1"}', '{"id": "r2"}', "{oops"))
+    life.run(Work(ObjectRef("b", "incoming/bad.json", "v1")))
+    life.run(Work(ObjectRef("b", "incoming/late.jsonl", "v1")))
+    assert calls == ["incoming/late.jsonl"]
+    assert ledger.items == {}

@@ -361,7 +361,7 @@ class DeliveryWorker:
                     last_reclaim = time.monotonic()
                 sent = self.send_next(name)
                 if sent is not None:
-                    if draining and sent.status == "retrying":
+                    if run.draining.is_set() and sent.status == "retrying":
                         return  # the receiver is down: the rest wait for their schedule
                     continue
                 if draining:
