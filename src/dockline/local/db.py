@@ -43,8 +43,6 @@ CREATE TABLE IF NOT EXISTS items (
     record_index INTEGER,         -- line / row / element in per-record mode
     processed_at TEXT NOT NULL
 ) WITHOUT ROWID;
--- newest first, and --since, read from the end of an index instead of sorting the table
-CREATE INDEX IF NOT EXISTS items_by_time ON items (processed_at);
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
     bucket TEXT NOT NULL,
@@ -70,7 +68,6 @@ CREATE TABLE IF NOT EXISTS files (
     UNIQUE (bucket, key, version)
 );
 CREATE INDEX IF NOT EXISTS files_by_status ON files (status);
-CREATE INDEX IF NOT EXISTS files_by_received ON files (received_at);
 CREATE TABLE IF NOT EXISTS seen (    -- stat cache: a rescan hashes only changed files
     key TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
