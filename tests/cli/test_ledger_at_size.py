@@ -71,6 +71,15 @@ def test_item5_ledger_list_filters_by_key_pk_prefix_and_since(cli: Cli) -> None:
         )
         == []
     )
+    # AND a page with a key takes the newest of its items, whatever the page size
+    assert pks(cli("ledger", "list", "--json", "--key", "incoming/part-000000", "--limit", "3").stdout) == [
+        "r-000000999",
+        "r-000000998",
+        "r-000000997",
+    ]
+    assert pks(cli("ledger", "list", "--json", "--key", "incoming/part-000001", "--limit", "20000").stdout) == [
+        f"r-{i:09d}" for i in range(1999, 999, -1)
+    ]
     # AND --since takes an ISO time (items processed at or after it) ...
     since = pks(cli("ledger", "list", "--json", "--all", "--since", item_time(2995)).stdout)
     assert since == [f"r-{i:09d}" for i in range(2999, 2994, -1)]
@@ -237,3 +246,32 @@ def test_item5_export_shows_a_progress_bar_on_a_terminal_only(cli: Cli, tmp_path
     # AND piped, stderr has the summary line only
     piped = cli("ledger", "export", "--out", str(out))
     assert piped.stderr == f"exported 5000 items to {out}\n"
+
+
+def test_item5_a_long_table_is_printed_in_parts_with_one_header(cli: Cli) -> None:
+    # GIVEN 2,500 items
+    build_ledger(cli.data_dir, 2500)  # type: ignore[attr-defined]
+    # WHEN all of them are listed as a table
+    table = cli("ledger", "list", "--all").stdout
+    # THEN every item is shown once, newest first, under one header
+    shown = [line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│")]
+    assert shown == [f"r-{i:09d}" for i in range(2499, -1, -1)]
+    assert table.count("┃ pk") == 1
+    assert "ledger items, newest first" in table
+
+
+def test_item5_a_reader_that_stops_early_ends_the_listing_quietly(cli: Cli) -> None:
+    # GIVEN a ledger
+    build_ledger(cli.data_dir, 20_000)  # type: ignore[attr-defined]
+    argv = [sys.executable, "-m", "dockline", "--data-dir", str(cli.data_dir)]  # type: ignore[attr-defined]
+    for args in (["ledger", "list", "--all", "--json"], ["ledger", "export"]):
+        # WHEN its reader closes the pipe after the first bytes (like `| head -c 100`)
+        with subprocess.Popen([*argv, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            first = proc.stdout.read(100)
+            proc.stdout.close()
+            code = proc.wait(timeout=60)
+            stderr = proc.stderr.read()
+        # THEN the command stops at once, exit 0, without a traceback
+        assert first.startswith(b"[" if "list" in args else b"{")
+        assert (code, stderr) == (0, b""), stderr
