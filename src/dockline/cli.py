@@ -13,8 +13,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from dockline import __version__
+from dockline import __version__, listing
 from dockline.config import Settings, load_settings
 from dockline.errors import ConfigError, DocklineError, UsageError
 from dockline.jsonx import dumps
@@ -350,83 +348,15 @@ def _print_summary(summary: Any) -> None:
 
 
 # -- ledger / files / notifications ------------------------------------------------------
-DEFAULT_LIMIT = 50
 _KeyOption = Annotated[str | None, typer.Option("--key", help="Only keys starting with this prefix.")]
 _PkOption = Annotated[str | None, typer.Option("--pk-prefix", help="Only pks starting with this prefix.")]
 _SinceOption = Annotated[
     str | None, typer.Option("--since", help="Only since this time: an age (30m, 1h, 2d, 1w) or an ISO time.")
 ]
-_AllOption = Annotated[bool, typer.Option("--all", help=f"Everything, not the newest {DEFAULT_LIMIT}.")]
+_AllOption = Annotated[bool, typer.Option("--all", help=f"Everything, not the newest {listing.DEFAULT_LIMIT}.")]
 _LimitOption = Annotated[
-    int | None, typer.Option("--limit", min=1, help=f"The newest this many (default {DEFAULT_LIMIT}).")
+    int | None, typer.Option("--limit", min=1, help=f"The newest this many (default {listing.DEFAULT_LIMIT}).")
 ]
-
-
-def _filter(
-    *, key: str | None, pk_prefix: str | None, since: str | None, limit: int | None = None, everything: bool = False
-) -> Any:
-    """The listing filter; a page asks for one row more than it shows, to know if there are more."""
-    from datetime import UTC, datetime
-
-    from dockline.local.queries import Filter, parse_since
-
-    if everything and limit is not None:
-        raise UsageError("use --all or --limit, not both")
-    shown = None if everything else (limit or DEFAULT_LIMIT)
-    return Filter(
-        key=key or None,
-        pk_prefix=pk_prefix or None,
-        since=parse_since(since, now=datetime.now(UTC)) if since else None,
-        limit=None if shown is None else shown + 1,
-    )
-
-
-class _Page:
-    """The first ``limit`` rows of ``rows`` (all when None); ``more`` tells whether any was left."""
-
-    def __init__(self, rows: Any, limit: int | None) -> None:
-        self.rows, self.limit, self.more = rows, limit, False
-
-    def __iter__(self) -> Any:
-        for n, row in enumerate(self.rows):
-            if self.limit is not None and n == self.limit:
-                self.more = True
-                return
-            yield row
-
-    def title(self, shown: int, what: str) -> str:
-        if self.more:
-            return f"the newest {shown} {what}; there are more: use --all, --limit N or a filter"
-        return f"{shown} {what}, newest first"
-
-
-@contextmanager
-def _stdout_may_close() -> Iterator[None]:
-    """``dockline ledger list --all --json | head``: a reader that stops early ends the
-    command quietly, as for any other Unix filter."""
-    try:
-        yield
-        sys.stdout.flush()
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
-
-
-def _print_rows_in_tables(page: _Page, title: str, build: Any, add: Any) -> int:
-    """Rows as tables of 1,000, the first with the header: a long listing is printed as it
-    is read instead of being held whole. Returns how many rows were shown."""
-    shown = 0
-    table = build(title)
-    for row in page:
-        add(table, row)
-        shown += 1
-        if shown % 1000 == 0:
-            console.print(table)
-            table = build(None)
-            table.show_header = False
-    if shown % 1000 or shown == 0:
-        console.print(table)
-    return shown
 
 
 @ledger_app.command("list")
@@ -444,18 +374,20 @@ def ledger_list(
     from dockline.local.export import write_json_array, write_ndjson
     from dockline.local.queries import item_rows
 
-    where = _filter(key=key, pk_prefix=pk_prefix, since=since, limit=limit, everything=everything)
+    if as_json and ndjson:
+        raise UsageError("use --json or --ndjson, not both")
+    where = listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, limit=limit, everything=everything)
     db = _ctx(ctx).engine(read_only=True).db
-    page = _Page(item_rows(db, where), None if where.limit is None else where.limit - 1)
-    with _stdout_may_close():
+    page = listing.Page.of(item_rows(db, where), where)
+    with listing.stdout_may_close():
         if as_json or ndjson:
             count = (write_ndjson if ndjson else write_json_array)(page, sys.stdout.buffer)
             if page.more:
                 say(err, f"dockline: the newest {count} items shown; there are more: use --all, --limit N or a filter")
             return
 
-        def build(title: str | None) -> LiteralTable:
-            return _table(title or "", ("pk", 12), ("key", 16), ("status", 0), ("payload", -1))
+        def build(title: str) -> LiteralTable:
+            return _table(title, ("pk", 12), ("key", 16), ("status", 0), ("payload", -1))
 
         def add(table: LiteralTable, row: Any) -> None:
             payload = row["payload"]
@@ -465,11 +397,7 @@ def ledger_list(
             shown = payload if len(payload) < 80 else payload[:77] + "..."
             table.add_row(row["pk"], row["key"], _status("processed"), shown)
 
-        rows = list(page) if where.limit is not None else None
-        if rows is not None:  # a page: its title can say how many there are and whether more
-            _print_rows_in_tables(_Page(rows, None), page.title(len(rows), "ledger items"), build, add)
-        else:
-            _print_rows_in_tables(page, "ledger items, newest first", build, add)
+        listing.show_page(console, page, "ledger items", build, add)
 
 
 @ledger_app.command("export")
@@ -490,7 +418,7 @@ def ledger_export(
     writers = {"ndjson": write_ndjson, "csv": write_csv}
     if fmt not in writers:
         raise UsageError(f"--format {fmt!r}: use ndjson or csv")
-    where = _filter(key=key, pk_prefix=pk_prefix, since=since, everything=True)
+    where = listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, everything=True)
     engine = _ctx(ctx).engine(read_only=True)
     target = check_out_path(out, bucket_dir=engine.bucket_dir) if out is not None else None
     # A bar only where a person watches, and never mixed into the export itself.
@@ -512,7 +440,7 @@ def ledger_export(
                 if step[0] % 2000 == 0:
                     bar.update(task, completed=step[0])
 
-        with _stdout_may_close():
+        with listing.stdout_may_close():
             count = writers[fmt](item_rows(engine.db, where, order="pk"), sink, on_row=on_row)
         if show_bar:
             bar.update(task, completed=count)
@@ -567,12 +495,11 @@ def files_list(
     from dockline.local.queries import file_rows
 
     where = replace(
-        _filter(key=key, pk_prefix=pk_prefix, since=since, limit=limit, everything=everything), status=status
+        listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, limit=limit, everything=everything),
+        status=status,
     )
-    page = _Page(
-        file_rows(_ctx(ctx).engine(read_only=True).db, where), None if where.limit is None else where.limit - 1
-    )
-    with _stdout_may_close():
+    page = listing.Page.of(file_rows(_ctx(ctx).engine(read_only=True).db, where), where)
+    with listing.stdout_may_close():
         if as_json or ndjson:
             out = sys.stdout.buffer
             count = 0
@@ -585,9 +512,9 @@ def files_list(
                 say(err, f"dockline: the newest {count} files shown; there are more: use --all, --limit N or a filter")
             return
 
-        def build(title: str | None) -> LiteralTable:
+        def build(title: str) -> LiteralTable:
             return _table(
-                title or "", ("key", 20), ("status", 0), ("pk", 10), ("attempts", 0), ("records", 0), ("reason", -1)
+                title, ("key", 20), ("status", 0), ("pk", 10), ("attempts", 0), ("records", 0), ("reason", -1)
             )
 
         def add(table: LiteralTable, row: dict[str, Any]) -> None:
@@ -602,11 +529,7 @@ def files_list(
                 row["key"], _status(row["status"]), row["pk"] or "", str(row["attempts"]), str(row["records"]), reason
             )
 
-        rows = list(page) if where.limit is not None else None
-        if rows is not None:
-            _print_rows_in_tables(_Page(rows, None), page.title(len(rows), "files"), build, add)
-        else:
-            _print_rows_in_tables(page, "files, newest first", build, add)
+        listing.show_page(console, page, "files", build, add)
 
 
 @notifications_app.command("list")
