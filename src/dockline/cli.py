@@ -420,7 +420,7 @@ def ledger_export(
         raise UsageError(f"--format {fmt!r}: use ndjson or csv")
     where = listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, everything=True)
     engine = _ctx(ctx).engine(read_only=True)
-    target = check_out_path(out, bucket_dir=engine.bucket_dir) if out is not None else None
+    target = check_out_path(out, bucket_dir=engine.bucket_dir, database=engine.db.path) if out is not None else None
     # A bar only where a person watches, and never mixed into the export itself.
     show_bar = err.is_terminal and (target is not None or not sys.stdout.isatty())
     with contextlib.ExitStack() as stack:

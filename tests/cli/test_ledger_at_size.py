@@ -157,6 +157,8 @@ def test_item5_export_out_is_one_line_for_a_bad_path_and_never_under_the_bucket(
         str(tmp_path): "it is a folder",
         str(bucket / "incoming" / "x.ndjson"): "inside the bucket",
         str(bucket / "x.csv"): "inside the bucket",
+        str(cli.data_dir / "dockline.db"): "the ledger database",  # type: ignore[attr-defined]
+        str(cli.data_dir / "dockline.db-wal"): "the ledger database",  # type: ignore[attr-defined]
     }
     for out, reason in cases.items():
         failed = cli("ledger", "export", "--out", out, check=False)
@@ -165,6 +167,7 @@ def test_item5_export_out_is_one_line_for_a_bad_path_and_never_under_the_bucket(
         assert failed.stderr.count("\n") == 1
         assert failed.stderr.startswith(f"dockline: error: cannot write {out}") and reason in failed.stderr
     assert sorted(str(p.relative_to(bucket)) for p in bucket.rglob("*")) == ["incoming"]
+    assert len(cli("ledger", "export").stdout.splitlines()) == 10  # the database is whole
     # AND a bad --format is one line too
     fmt = cli("ledger", "export", "--format", "xml", check=False)
     assert (fmt.returncode, fmt.stderr) == (2, "dockline: error: --format 'xml': use ndjson or csv\n")

@@ -105,9 +105,10 @@ class _TextOut:
         return len(text)
 
 
-def check_out_path(out: Path, *, bucket_dir: Path) -> Path:
-    """Where ``--out`` may be written: its folder exists and is outside the bucket (a file
-    written there would be picked up as input). Raises UsageError (one line) if not."""
+def check_out_path(out: Path, *, bucket_dir: Path, database: Path) -> Path:
+    """Where ``--out`` may be written: its folder exists, it is outside the bucket (a file
+    written there would be picked up as input) and not the database being read (or its
+    WAL, index or lock file). Raises UsageError (one line) if not."""
     target = out.expanduser().absolute()
     folder = target.parent
     if not folder.is_dir():
@@ -118,6 +119,9 @@ def check_out_path(out: Path, *, bucket_dir: Path) -> Path:
     bucket = bucket_dir.resolve()
     if resolved == bucket or bucket in resolved.parents:
         raise UsageError(f"cannot write {out}: it is inside the bucket {bucket_dir}, where it would be ingested")
+    db = database.resolve()
+    if resolved in {db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", ".lock"))}:
+        raise UsageError(f"cannot write {out}: it is the ledger database being exported")
     return resolved
 
 
