@@ -6,6 +6,7 @@ Errors raised as DocklineError become one line on stderr and a non-zero exit cod
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from dockline import __version__
+from dockline import __version__, listing
 from dockline.config import Settings, load_settings
 from dockline.errors import ConfigError, DocklineError, UsageError
 from dockline.jsonx import dumps
@@ -359,30 +360,104 @@ def _print_summary(summary: Any, *, strict: bool = False) -> None:
 
 
 # -- ledger / files / notifications ------------------------------------------------------
+_KeyOption = Annotated[str | None, typer.Option("--key", help="Only keys starting with this prefix.")]
+_PkOption = Annotated[str | None, typer.Option("--pk-prefix", help="Only pks starting with this prefix.")]
+_SinceOption = Annotated[
+    str | None, typer.Option("--since", help="Only since this time: an age (30m, 1h, 2d, 1w) or an ISO time.")
+]
+_AllOption = Annotated[bool, typer.Option("--all", help=f"Everything, not the newest {listing.DEFAULT_LIMIT}.")]
+_LimitOption = Annotated[
+    int | None, typer.Option("--limit", min=1, help=f"The newest this many (default {listing.DEFAULT_LIMIT}).")
+]
+
+
 @ledger_app.command("list")
 def ledger_list(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (exact numbers).")] = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many items.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, streamed (exact numbers).")] = False,
+    ndjson: Annotated[bool, typer.Option("--ndjson", help="One JSON item per line (exact numbers).")] = False,
+    limit: _LimitOption = None,
+    everything: _AllOption = False,
+    key: _KeyOption = None,
+    pk_prefix: _PkOption = None,
+    since: _SinceOption = None,
 ) -> None:
-    """List ledger items (pk, payload, bucket, key, status)."""
-    from dockline.local.queries import list_items
+    """List ledger items, newest first (pk, key, status, payload)."""
+    from dockline.local.export import write_json_array, write_ndjson
+    from dockline.local.queries import item_rows
 
-    items = list_items(_ctx(ctx).engine(read_only=True).db, limit=limit)
-    if as_json:
-        _print_json(items)
-        return
-    table = _table(f"{len(items)} ledger items", ("pk", 12), ("key", 16), ("status", 0), ("payload", -1))
-    for item in items:
-        payload = (
-            "(oversized: " + str(item.get("payload_ref")) + ")"
-            if item.get("oversized")
-            else dumps(item["payload"]).decode()
-        )
-        # Cut before escaping, so an escape is never cut in half.
-        shown = payload if len(payload) < 80 else payload[:77] + "..."
-        table.add_row(item["pk"], item["key"], _status(item["status"]), shown)
-    console.print(table)
+    if as_json and ndjson:
+        raise UsageError("use --json or --ndjson, not both")
+    where = listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, limit=limit, everything=everything)
+    db = _ctx(ctx).engine(read_only=True).db
+    page = listing.Page.of(item_rows(db, where), where)
+    with listing.stdout_may_close():
+        if as_json or ndjson:
+            count = (write_ndjson if ndjson else write_json_array)(page, sys.stdout.buffer)
+            if page.more:
+                say(err, f"dockline: the newest {count} items shown; there are more: use --all, --limit N or a filter")
+            return
+
+        def build(title: str) -> LiteralTable:
+            return _table(title, ("pk", 12), ("key", 16), ("status", 0), ("payload", -1))
+
+        def add(table: LiteralTable, row: Any) -> None:
+            payload = row["payload"]
+            if payload is None:
+                payload = f"(oversized: {row['bucket']}/{row['key']}?sha256={row['version']})"
+            # Cut before escaping, so an escape is never cut in half.
+            shown = payload if len(payload) < 80 else payload[:77] + "..."
+            table.add_row(row["pk"], row["key"], _status("processed"), shown)
+
+        listing.show_page(console, page, "ledger items", build, add)
+
+
+@ledger_app.command("export")
+def ledger_export(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", help="ndjson (one item per line) or csv.")] = "ndjson",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here (whole or not at all) instead of to stdout.")
+    ] = None,
+    key: _KeyOption = None,
+    pk_prefix: _PkOption = None,
+    since: _SinceOption = None,
+) -> None:
+    """Export every ledger item (in pk order) as NDJSON or CSV, streamed, numbers exact."""
+    from dockline.local.export import atomic_output, check_out_path, write_csv, write_ndjson
+    from dockline.local.queries import count_items, item_rows
+
+    writers = {"ndjson": write_ndjson, "csv": write_csv}
+    if fmt not in writers:
+        raise UsageError(f"--format {fmt!r}: use ndjson or csv")
+    where = listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, everything=True)
+    engine = _ctx(ctx).engine(read_only=True)
+    target = check_out_path(out, bucket_dir=engine.bucket_dir, database=engine.db.path) if out is not None else None
+    # A bar only where a person watches, and never mixed into the export itself.
+    show_bar = err.is_terminal and (target is not None or not sys.stdout.isatty())
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(atomic_output(target)) if target is not None else sys.stdout.buffer
+        on_row = None
+        if show_bar:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            bar = stack.enter_context(
+                Progress(TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err)
+            )
+            task = bar.add_task("export", total=count_items(engine.db, where))
+            step = [0]
+
+            def on_row() -> None:
+                step[0] += 1
+                if step[0] % 2000 == 0:
+                    bar.update(task, completed=step[0])
+
+        with listing.stdout_may_close():
+            count = writers[fmt](item_rows(engine.db, where, order="pk"), sink, on_row=on_row)
+        if show_bar:
+            bar.update(task, completed=count)
+    if target is not None:
+        say(err, f"exported {count} items to {target}")
 
 
 @ledger_app.command("get")
@@ -418,35 +493,55 @@ def files_list(
     status: Annotated[
         Status | None, typer.Option("--status", help="Only files in this state.", case_sensitive=False)
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, streamed.")] = False,
+    ndjson: Annotated[bool, typer.Option("--ndjson", help="One JSON file row per line.")] = False,
+    limit: _LimitOption = None,
+    everything: _AllOption = False,
+    key: _KeyOption = None,
+    pk_prefix: _PkOption = None,
+    since: _SinceOption = None,
 ) -> None:
-    """List received object versions: key, status, reason, pk, attempts."""
-    from dockline.local.queries import list_files
+    """List received object versions, newest first: key, status, reason, pk, attempts."""
+    from dataclasses import replace
 
-    rows = list_files(_ctx(ctx).engine(read_only=True).db, status=status)
-    if as_json:
-        _print_json(rows)
-        return
-    table = _table(
-        f"{len(rows)} files", ("key", 20), ("status", 0), ("pk", 10), ("attempts", 0), ("records", 0), ("reason", -1)
+    from dockline.local.queries import file_rows
+
+    where = replace(
+        listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, limit=limit, everything=everything),
+        status=status,
     )
-    for row in rows:
-        reason = row["error"] or ""
-        if row["skipped"]:
-            reason = (
-                (reason + "; " if reason else "")
-                + "skipped "
-                + ", ".join(f"line {s['index']}: {s['reason']}" for s in row["skipped"][:3])
+    page = listing.Page.of(file_rows(_ctx(ctx).engine(read_only=True).db, where), where)
+    with listing.stdout_may_close():
+        if as_json or ndjson:
+            out = sys.stdout.buffer
+            count = 0
+            for row in page:
+                out.write(dumps(row) + b"\n" if ndjson else (b"[\n" if count == 0 else b",\n") + dumps(row))
+                count += 1
+            if not ndjson:
+                out.write(b"[]\n" if count == 0 else b"\n]\n")
+            if page.more:
+                say(err, f"dockline: the newest {count} files shown; there are more: use --all, --limit N or a filter")
+            return
+
+        def build(title: str) -> LiteralTable:
+            return _table(
+                title, ("key", 20), ("status", 0), ("pk", 10), ("attempts", 0), ("records", 0), ("reason", -1)
             )
-        table.add_row(
-            row["key"],
-            _status(row["status"]),
-            row["pk"] or "",
-            str(row["attempts"]),
-            str(row["records"]),
-            reason,
-        )
-    console.print(table)
+
+        def add(table: LiteralTable, row: dict[str, Any]) -> None:
+            reason = row["error"] or ""
+            if row["skipped"]:
+                reason = (
+                    (reason + "; " if reason else "")
+                    + "skipped "
+                    + ", ".join(f"line {s['index']}: {s['reason']}" for s in row["skipped"][:3])
+                )
+            table.add_row(
+                row["key"], _status(row["status"]), row["pk"] or "", str(row["attempts"]), str(row["records"]), reason
+            )
+
+        listing.show_page(console, page, "files", build, add)
 
 
 @notifications_app.command("list")

@@ -64,11 +64,11 @@ def test_two_run_processes_never_process_a_file_twice(
     for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
         assert "Traceback" not in err
-    rows = cli_json(data_dir, "files", "list")
+    rows = cli_json(data_dir, "files", "list", "--all")
     assert Counter(row["key"] for row in rows) == Counter(keys)
     assert {row["status"] for row in rows} == {"processed"}
     assert {row["attempts"] for row in rows} == {1}
-    assert len(cli_json(data_dir, "ledger", "list")) == len(keys)
+    assert len(cli_json(data_dir, "ledger", "list", "--all")) == len(keys)
     notes = Counter(n["attributes"]["key"] for n in cli_json(data_dir, "notifications", "list"))
     assert notes == Counter(keys), {k: n for k, n in notes.items() if n != 1}
     assert Counter(body["attributes"]["key"] for body in hook.bodies) == Counter(keys)

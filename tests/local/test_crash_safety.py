@@ -116,7 +116,7 @@ def test_kill_9_mid_batch_loses_nothing_and_doubles_nothing(
     assert again.returncode == 0, again.stderr
 
     # THEN every file is in exactly one final state
-    rows = json.loads(run_cli(data_dir, "files", "list", "--json").stdout)
+    rows = json.loads(run_cli(data_dir, "files", "list", "--all", "--json").stdout)
     by_key = Counter(row["key"] for row in rows)
     assert set(by_key) == good | broken
     assert max(by_key.values()) == 1
@@ -125,7 +125,7 @@ def test_kill_9_mid_batch_loses_nothing_and_doubles_nothing(
     assert {status[k] for k in broken} == {"failed"}
     assert all(row["notified"] for row in rows)
     # ... one ledger item per good file, none twice
-    ledger = json.loads(run_cli(data_dir, "ledger", "list", "--json").stdout)
+    ledger = json.loads(run_cli(data_dir, "ledger", "list", "--all", "--json").stdout)
     assert len(ledger) == len(good)
     assert {item["key"] for item in ledger} == good
     # ... one dead letter per broken file

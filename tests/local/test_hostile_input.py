@@ -331,7 +331,7 @@ def test_hostile_files_through_the_cli(tmp_path: Path, data_dir: Path) -> None:
     # THEN it exits 0 without a traceback, failures are explained, the big integer is exact
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
-    failed = {row["key"]: row["error"] for row in cli_json(data_dir, "files", "list", "--status", "failed")}
+    failed = {row["key"]: row["error"] for row in cli_json(data_dir, "files", "list", "--all", "--status", "failed")}
     assert set(failed) == {"incoming/truncated.json", "incoming/nan.json", "incoming/deep.json"}
     assert_one_line_reason(failed["incoming/truncated.json"], "truncated")
     assert_one_line_reason(failed["incoming/nan.json"], "NaN")
