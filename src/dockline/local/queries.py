@@ -102,21 +102,26 @@ def _stream(db: Database, sql: str, params: list[object]) -> Iterator[sqlite3.Ro
         cursor.close()
 
 
-def _item_where(where: Filter) -> tuple[str, list[object]]:
+def _where(where: Filter, *, pk: str, key: str, since: str, status: str | None = None) -> tuple[str, list[object]]:
+    """The WHERE clause of ``where`` over the named columns (items and files name them apart)."""
     clauses: list[str] = []
     params: list[object] = []
-    if where.pk_prefix:
-        clause, values = _prefix_range("i.pk", where.pk_prefix)
-        clauses.append(clause)
-        params += values
-    if where.key:
-        clause, values = _prefix_range("f.key", where.key)
-        clauses.append(clause)
-        params += values
+    if status is not None and where.status is not None:
+        clauses.append(f"{status} = ?")
+        params.append(str(where.status))
+    for column, prefix in ((key, where.key), (pk, where.pk_prefix)):
+        if prefix:
+            clause, values = _prefix_range(column, prefix)
+            clauses.append(clause)
+            params += values
     if where.since:
-        clauses.append("i.processed_at >= ?")
+        clauses.append(f"{since} >= ?")
         params.append(where.since)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _item_where(where: Filter) -> tuple[str, list[object]]:
+    return _where(where, pk="i.pk", key="f.key", since="i.processed_at")
 
 
 # A page up to this size is chosen by its pks first (their list is held while the rows
@@ -193,23 +198,8 @@ def get_item(db: Database, pk: str) -> dict[str, Any] | None:
 
 def file_rows(db: Database, where: Filter = Filter(), *, newest_first: bool = True) -> Iterator[dict[str, Any]]:
     """Files matching ``where``, received last first, or first first."""
-    clauses: list[str] = []
-    params: list[object] = []
-    if where.status is not None:
-        clauses.append("status = ?")
-        params.append(str(where.status))
-    if where.key:
-        clause, values = _prefix_range("key", where.key)
-        clauses.append(clause)
-        params += values
-    if where.pk_prefix:
-        clause, values = _prefix_range("pk", where.pk_prefix)
-        clauses.append(clause)
-        params += values
-    if where.since:
-        clauses.append("received_at >= ?")
-        params.append(where.since)
-    sql = f"SELECT {_FILE_COLUMNS}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+    filtered, params = _where(where, pk="pk", key="key", since="received_at", status="status")
+    sql = f"SELECT {_FILE_COLUMNS}" + filtered
     # id order is the order of arrival: a row is made when its version is first seen and
     # received_at is never changed after; no extra index is needed to page newest first.
     sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
