@@ -11,8 +11,10 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +49,15 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder another user (``nobody``) can traverse: pytest's own tmp folders are root-only."""
+    base = Path(tempfile.mkdtemp(prefix="dockline-shared-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -10,12 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import site
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +28,6 @@ def _become_nobody() -> None:
     os.setgroups([])
     os.setgid(NOBODY)
     os.setuid(NOBODY)
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder `nobody` can traverse (pytest's own tmp folders are root-only)."""
-    base = Path(tempfile.mkdtemp(prefix="dockline-perm-"))
-    base.chmod(0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def _runs_as_nobody(python: str) -> bool:

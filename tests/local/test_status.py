@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,15 +110,6 @@ def test_status_on_a_missing_data_dir_is_one_line_and_exit_1(tmp_path: Path) -> 
         assert done.stderr.startswith("dockline: error: no dockline data in")
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
         assert not (tmp_path / "nothing-here").exists()
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder another user can traverse (pytest's own tmp folders are root-only)."""
-    base = Path(tempfile.mkdtemp(prefix="dockline-status-"))
-    base.chmod(0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_status_works_for_a_user_who_may_only_read(shared_dir: Path) -> None:
