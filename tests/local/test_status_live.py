@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +23,6 @@ from tests.local.test_status import ESC, db_rows, status_json
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     return write_config(tmp_path / "dockline.toml")
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder another user can traverse (pytest's own tmp folders are root-only)."""
-    base = Path(tempfile.mkdtemp(prefix="dockline-status-"))
-    base.chmod(0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 # -- while a run works -----------------------------------------------------------------------
