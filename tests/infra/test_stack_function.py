@@ -110,7 +110,7 @@ def test_function_code_is_the_dockline_package_without_infra_or_cli(any_variant:
     assert (package / "aws" / "handler.py").is_file()
     assert (package / "config.py").is_file()
     assert not (package / "infra").exists()
-    assert not (package / "cli.py").exists()
+    assert not (package / "cli").exists()
     assert not (package / "local").exists()
     assert not list(package.rglob("__pycache__"))
 

@@ -23,7 +23,7 @@ VENDORED_WHEELS: tuple[str, ...] = ("orjson>=3.9,<4",)
 
 # Never shipped to Lambda: the CDK code (aws_cdk must never be imported there), the CLI and
 # `python -m dockline` (typer, rich), and the local engine (watchdog): the handler imports none.
-_EXCLUDED = ("infra", "cli.py", "__main__.py", "local", "__pycache__", "*.pyc", "*.pyo")
+_EXCLUDED = ("infra", "cli", "__main__.py", "local", "__pycache__", "*.pyc", "*.pyo")
 
 
 class AssetError(DocklineError):

@@ -1,0 +1,235 @@
+"""put, run (with its signal handling and summaries) and demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dockline.cli.app import (
+    app,
+    console,
+    context_of,
+    err,
+)
+from dockline.errors import UsageError
+from dockline.models import Status
+from dockline.render import say
+
+
+# -- put / run -------------------------------------------------------------------------
+@app.command()
+def put(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The file to upload.")],
+    key: Annotated[str | None, typer.Option("--key", help="Object key (default: <prefix><file name>).")] = None,
+) -> None:
+    """Upload FILE into the local bucket atomically (it is processed by `dockline run`)."""
+    c = context_of(ctx)
+    engine = c.engine()
+    key = key or f"{engine.settings.pipeline.prefix}{file.name}"
+    engine.store.put(file, key)
+    note = (
+        ""
+        if engine.settings.pipeline.matches(key)
+        else "  (note: the key does not match the trigger's prefix/suffix; it will not be processed)"
+    )
+    say(console, f"put {file} -> {key}{note}")
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help="Process what is there now, then exit (0 even if files failed, unless --strict; 1 if a full"
+            " disk or another process's lock stopped it).",
+        ),
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=64, help="Files processed in parallel (default: [local] concurrency)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print a line per notification.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="With --once: exit 1 when any file failed (for cron and CI)."),
+    ] = False,
+) -> None:
+    """Watch the bucket folder and process matching new files (Ctrl-C stops)."""
+    from dockline.local.db import StorageError
+
+    if strict and not once:
+        raise UsageError("--strict needs --once (a watcher has no end to report on)")
+    c = context_of(ctx)
+    backoff = 1.0
+    while True:
+        try:
+            engine = c.engine(echo=not quiet)
+            break
+        except StorageError as exc:
+            if once:
+                raise
+            # A watcher outlives a full disk: it says so, backs off and tries again.
+            say(err, f"not processing: {exc}; trying again in {backoff:g}s")
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+    try:
+        _run(engine, once=once, workers=workers, quiet=quiet, strict=strict)
+    finally:
+        engine.db.close()  # the last sync, and a clean WAL for read-only users
+
+
+def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool, strict: bool = False) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    stopper = _Stopper(engine, once=once, strict=strict)
+    stopper.install()
+    if once:
+        show_progress = err.is_terminal and quiet
+        with Progress(
+            TextColumn("processing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not show_progress,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("files", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            summary = engine.run_once(workers=workers, progress=progress, stop=stopper.stop)
+        stopper.finish(summary)
+        return
+    say(
+        err,
+        f"watching {engine.bucket_dir} for {engine.settings.pipeline.prefix}* "
+        f"({', '.join(engine.settings.pipeline.all_suffixes())}); Ctrl-C to stop",
+    )
+    engine.watch(
+        workers=workers,
+        stop=stopper.stop,
+        on_summary=_print_problems,
+        on_trouble=lambda line: say(err, f"not processing: {line}"),
+    )
+    stopper.finish(None)
+
+
+class _Stopper:
+    """SIGINT/SIGTERM: the first stops taking new files and gives the files in flight
+    ``[local] stop_grace_seconds``, then releases them for the next run; a second stops at
+    once. Either way it says how many files were finished and how many released. SIGTSTP
+    (Ctrl-Z) first lets the unit being written commit, so a paused run holds no lock."""
+
+    def __init__(self, engine: Any, *, once: bool, strict: bool = False) -> None:
+        self.engine = engine
+        self.once = once
+        self.strict = strict
+        self.stop = threading.Event()
+        self.signum = 0
+        self._exiting = threading.Lock()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGTSTP, self._on_pause)
+
+    def _on_pause(self, _signum: int, _frame: object) -> None:
+        def pause() -> None:
+            with self.engine.db.idle():  # no unit of ours runs, so no lock is held while stopped
+                os.kill(os.getpid(), signal.SIGSTOP)
+
+        threading.Thread(target=pause, name="dockline-pause", daemon=True).start()
+
+    def _on_stop(self, signum: int, _frame: object) -> None:
+        if self.stop.is_set():
+            self._exit(
+                f"stopped at once: {self.engine.finished} files finished, {self.engine.in_flight()} in flight"
+                " left unfinished (the next run takes them at once)"
+            )
+        self.signum = signum
+        self.stop.set()
+        grace = self.engine.settings.local.stop_grace_seconds
+        say(
+            err,
+            f"stopping: no new files; {self.engine.in_flight()} in flight get up to {grace:g}s"
+            f" ({signal.Signals(signum).name} again stops at once)",
+        )
+        timer = threading.Timer(grace, self._expire)
+        timer.daemon = True
+        timer.start()
+
+    def _expire(self) -> None:
+        released = self.engine.release_in_flight()
+        self._exit(f"stopped: {self.engine.finished} files finished, {released} released for the next run")
+
+    def _exit(self, line: str) -> None:
+        if not self._exiting.acquire(blocking=False):
+            return
+        say(err, line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + (self.signum or signal.SIGTERM))  # worker threads may still be running: do not join them
+
+    def finish(self, summary: Any) -> None:
+        """The run ended on its own (or stopped within the grace period): report, pick the exit code."""
+        if not self._exiting.acquire(blocking=False):
+            threading.Event().wait()  # the grace timer is exiting the process
+        if summary is not None:
+            _print_summary(summary, strict=self.strict)
+        if self.stop.is_set():
+            say(err, f"stopped: {self.engine.finished} files finished, 0 released")
+        if summary is not None and summary.trouble:
+            raise typer.Exit(1)
+        if self.once and self.stop.is_set():
+            raise typer.Exit(128 + self.signum)
+        if self.strict and summary is not None and summary.count(Status.FAILED):
+            raise typer.Exit(1)
+
+
+def _print_problems(summary: Any) -> None:
+    for problem in summary.errors:
+        if summary.trouble and summary.trouble in problem:
+            continue  # said once, below
+        say(err, f"not settled: {problem}")
+
+
+def _print_summary(summary: Any, *, strict: bool = False) -> None:
+    parts = [f"{summary.count(s)} {s}" for s in (Status.PROCESSED, Status.FAILED, Status.DUPLICATE, Status.CONFLICT)]
+    if summary.count(Status.SUPERSEDED):  # a rare race: named only when it happened
+        parts.append(f"{summary.count(Status.SUPERSEDED)} superseded")
+    line = f"{len(summary.outcomes)} files settled in {summary.seconds:.2f}s: " + ", ".join(parts)
+    if summary.busy:
+        line += f"; {summary.busy} held by another process"
+    if summary.trouble:
+        say(err, f"dockline: error: {summary.trouble} ({line}; the rest is left for the next run)")
+        return
+    failed = summary.count(Status.FAILED)
+    if strict and failed:
+        line += f"; exit 1 (--strict): {failed} file{'' if failed == 1 else 's'} failed"
+    say(err, line)
+    _print_problems(summary)
+
+
+# -- demo ------------------------------------------------------------------------------
+@app.command()
+def demo(
+    keep: Annotated[
+        Path | None, typer.Option("--data-dir-out", help="Use this (new) folder instead of a temporary one.")
+    ] = None,
+) -> None:
+    """Run the whole chain on bundled sample files in a fresh data dir and show what happened."""
+    from dockline.demo import run_demo
+
+    run_demo(console, target=keep)

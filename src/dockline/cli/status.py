@@ -1,0 +1,110 @@
+"""dockline status: one look, --watch, --json and --check."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from dockline.cli.app import (
+    app,
+    console,
+    context_of,
+    print_json,
+)
+from dockline.errors import DocklineError, UsageError
+from dockline.jsonx import dumps
+from dockline.render import say
+
+# -- status ----------------------------------------------------------------------------
+STATUS_REFRESH_SECONDS = 2.0
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object (keys in the README); with --watch, one per line.")
+    ] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Refresh every 2 s until Ctrl-C (one line per refresh when piped).")
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Health check: exit 1, saying why in one line each, when files failed, dead letters wait,"
+            " deliveries failed, or the oldest waiting file is older than --max-backlog-age; else 0.",
+        ),
+    ] = False,
+    max_backlog_age: Annotated[
+        float,
+        typer.Option(
+            "--max-backlog-age", min=0, metavar="SECONDS", help="How long a file may wait before --check fails."
+        ),
+    ] = 900.0,
+) -> None:
+    """What the local pipeline is doing: files by state, the backlog and its oldest file, files and records
+    per second (1, 5, 15 min), files in flight, deliveries, dead letters, the last error. Read-only: safe
+    while `dockline run` works. Local engine only: `status --aws` is not there yet."""
+    from dockline.local.status import read_status
+
+    if watch and check:
+        raise UsageError("--check is one look for cron and health checks; it cannot be combined with --watch")
+    try:
+        engine = context_of(ctx).engine(read_only=True)
+    except UsageError as exc:
+        raise DocklineError(str(exc)) from exc  # exit 1: for a health check, no data is not healthy
+
+    def read() -> Any:
+        try:
+            return read_status(
+                engine.db, engine.store, engine.settings.pipeline, now=time.time(), max_backlog_age=max_backlog_age
+            )
+        finally:
+            # A fresh read-only open each look: a user who may not write the data dir reads a
+            # cleanly closed file as immutable, which would never show a writer that starts later.
+            engine.db.close()
+
+    if watch:
+        _status_watch(read, as_json=as_json)
+        return
+    report = read()
+    if as_json:
+        print_json(report.to_json())
+    elif check:
+        for problem in report.problems:
+            say(console, f"problem: {problem}")
+        if report.healthy:
+            say(console, f"ok: {report.states['processed']} processed, backlog {report.backlog.files}")
+    else:
+        from dockline.local.status_view import status_view
+
+        console.print(status_view(report))
+    if check and not report.healthy:
+        raise typer.Exit(1)
+
+
+def _status_watch(read: Any, *, as_json: bool) -> None:
+    """Refresh until Ctrl-C, which ends it with exit 0: stopping a watch is its normal end."""
+    from rich.live import Live
+
+    from dockline.local.status_view import status_line, status_view
+
+    try:
+        if console.is_terminal and not as_json:
+            with Live(status_view(read()), console=console, auto_refresh=False) as live:
+                while True:
+                    time.sleep(STATUS_REFRESH_SECONDS)
+                    live.update(status_view(read()), refresh=True)
+        while True:
+            if as_json:
+                sys.stdout.write(dumps(read().to_json()).decode() + "\n")
+            else:
+                say(console, status_line(read()))
+            sys.stdout.flush()
+            time.sleep(STATUS_REFRESH_SECONDS)
+    except KeyboardInterrupt:
+        return
