@@ -98,7 +98,8 @@ class MemoryLedger(LedgerBase):
             attempts = max(outcome.attempts, prior.attempts if prior else 1)
             owed = outcome.status.owes_notification
             self._sweep(outcome.ref)
-            self.files[self._id(outcome.ref)] = replace(outcome, attempts=attempts, notified=not owed)
+            again = outcome.reprocessed or self.generations.get(self._id(outcome.ref), 0) > 0
+            self.files[self._id(outcome.ref)] = replace(outcome, attempts=attempts, notified=not owed, reprocessed=again)
             return owed
 
     def mark_notified(self, outcome: Outcome) -> None:
