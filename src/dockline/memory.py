@@ -99,7 +99,8 @@ class MemoryLedger(LedgerBase):
             owed = outcome.status.owes_notification
             self._sweep(outcome.ref)
             again = outcome.reprocessed or self.generations.get(self._id(outcome.ref), 0) > 0
-            self.files[self._id(outcome.ref)] = replace(outcome, attempts=attempts, notified=not owed, reprocessed=again)
+            settled = replace(outcome, attempts=attempts, notified=not owed, reprocessed=again)
+            self.files[self._id(outcome.ref)] = settled
             return owed
 
     def mark_notified(self, outcome: Outcome) -> None:
