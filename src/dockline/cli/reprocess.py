@@ -117,7 +117,9 @@ def _reprocess(engine: Any, selection: Any, *, workers: int | None) -> int:
     summary = report.summary
     counts = ", ".join(f"{summary.count(s)} {s}" for s in Status if summary.count(s))
     records = sum(o.records for o in summary.outcomes)
-    line = f"reprocessed {len(summary.outcomes)} files in {summary.seconds:.2f}s: {counts or 'none'}; {records} records"
+    n = len(summary.outcomes)
+    files = f"{n} file{'' if n == 1 else 's'}"
+    line = f"reprocessed {files} in {summary.seconds:.2f}s: {counts or 'none'}; {records} records"
     if summary.busy:
         line += f"; {summary.busy} still held by another process (it finishes them)"
     say(err, line)

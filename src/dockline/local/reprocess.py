@@ -130,4 +130,3 @@ def execute(
     finally:
         engine.deliveries.stop(engine.settings.local.stop_grace_seconds)
     return report
-
