@@ -4,7 +4,6 @@ big file, and a `dockline run` watching the same data dir while it works."""
 from __future__ import annotations
 
 import json
-import re
 import signal
 import sqlite3
 import subprocess
@@ -105,7 +104,8 @@ def test_reprocess_while_dockline_run_watches_processes_each_file_once(tmp_path:
     keys = [f"incoming/part-{n:02d}.csv" for n in range(60)]
     for n, key in enumerate(keys):
         big_csv(data_dir / "bucket" / key, 1000, start=n * 1000)
-    typed = write_config(tmp_path / "typed.toml", "poll_seconds = 0.1\n" + TYPED)
+    # (the watcher runs 4 files at a time, the reprocess 1: each is bound to reach some first)
+    typed = write_config(tmp_path / "typed.toml", "poll_seconds = 0.1\nconcurrency = 4\n" + TYPED)
     first = run_cli(data_dir, "run", "--once", "--quiet", config=write_config(tmp_path / "first.toml", FIRST))
     assert first.returncode == 0, first.stderr
     watcher = subprocess.Popen(
@@ -120,15 +120,16 @@ def test_reprocess_while_dockline_run_watches_processes_each_file_once(tmp_path:
         time.sleep(0.5)  # let it start watching (its first scan finds nothing to do)
         assert watcher.poll() is None, watcher.stderr.read() if watcher.stderr else ""
         # WHEN every file is reprocessed meanwhile
-        done = run_cli(data_dir, "reprocess", "--all", config=typed, timeout=120)
+        done = run_cli(data_dir, "reprocess", "--all", "--workers", "1", config=typed, timeout=120)
     finally:
         watcher.send_signal(signal.SIGTERM)
-        _out, err = watcher.communicate(timeout=30)
+        out, _err = watcher.communicate(timeout=30)
     # THEN the reprocess reports every file, though the watcher took some of them
     assert done.returncode == 0, done.stderr
     assert "reprocessed 60 files" in done.stderr and "60 processed" in done.stderr, done.stderr
-    finished = re.search(r"stopped: (\d+) files finished", err)
-    assert finished is not None and int(finished.group(1)) >= 1, f"the watcher never took a reopened file: {err!r}"
+    # (the watcher prints a line per notification it publishes, i.e. per file it processed)
+    print(f"the watcher processed {out.count('File reprocessed')} of the 60 files")
+    assert "File reprocessed" in out, "the watcher never took a reopened file: no contest was tested"
     # AND each file was processed once: one notification each, its typed items, nothing stale
     notes = reprocessed_notes(data_dir)
     assert sorted(notes) == keys, "a file was reprocessed twice or not at all"
