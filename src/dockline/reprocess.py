@@ -98,7 +98,7 @@ def plan(candidates: Iterable[Candidate], selection: Selection, locate: Locate) 
         if now is None:
             steps.append(Step(candidate, None, "its object is gone from the bucket; its items stay"))
         elif now.version != candidate.ref.version:
-            why = f"its object changed since (now {now.version[:12]}); its items stay, a run processes the new one"
+            why = f"its object changed since (now {now.version[:12]}); its items stay"
             steps.append(Step(candidate, None, why))
         else:
             steps.append(Step(candidate, now))
