@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Annotated, Any
 
 import typer
 
 from dockline.cli.app import app, console, context_of, err, new_table, print_json, status_cell
+from dockline.errors import DocklineError
 from dockline.models import Status
 from dockline.render import say
 
@@ -92,26 +95,42 @@ def _reprocess(engine: Any, selection: Any, *, workers: int | None) -> int:
     """Plan, report the skipped, execute with a progress bar, summarise. Returns how many failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from dockline.local.reprocess import execute, plan_local
+    from dockline.local.reprocess import execute, plan_local, records_done
 
     steps = plan_local(engine, selection)
     for step in steps:
         if step.ref is None:
             say(err, f"not reprocessed: {step.candidate.ref.key}: {step.why}")
+    since = engine.now()
     with Progress(
         TextColumn("reprocessing"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("files"),
+        TextColumn("files, {task.fields[records]:,} records"),
         TimeRemainingColumn(),
         console=err,
         disable=not err.is_terminal,
         transient=True,
     ) as bar:
-        task = bar.add_task("files", total=None)
-        report = execute(
-            engine, steps, workers=workers, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
+        task = bar.add_task("files", total=None, records=0)
+        finished = threading.Event()
+
+        def count_records() -> None:  # a look at the files table twice a second, never per record
+            while not finished.wait(0.5):
+                with contextlib.suppress(DocklineError):
+                    bar.update(task, records=records_done(engine.db, since))
+
+        if err.is_terminal:
+            threading.Thread(target=count_records, name="dockline-progress", daemon=True).start()
+        try:
+            report = execute(
+                engine,
+                steps,
+                workers=workers,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        finally:
+            finished.set()
     for line in report.left:
         say(err, line)
     summary = report.summary

@@ -296,8 +296,10 @@ class SQLiteLedger(LedgerBase):
         any run takes it (also after a crash), one generation up, so its items are stale."""
         with self.db.transaction() as conn:
             cursor = conn.execute(
+                # The old run's counts go (status and progress must not show them as this run's).
                 "UPDATE files SET status = 'pending', error = NULL, notified = 0, updated_at = ?,"
-                " generation = generation + 1, lease_owner = NULL, lease_until = NULL"
+                " generation = generation + 1, lease_owner = NULL, lease_until = NULL, pk = NULL,"
+                " records = 0, duplicates = 0, conflicts = 0, skipped = NULL, skipped_total = 0"
                 " WHERE bucket = ? AND key = ? AND version = ?"
                 " AND status IN ('processed', 'failed', 'duplicate', 'conflict', 'superseded')"
                 " AND (notified = 1 OR status IN ('duplicate', 'superseded'))",

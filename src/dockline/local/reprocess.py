@@ -130,3 +130,14 @@ def execute(
     finally:
         engine.deliveries.stop(engine.settings.local.stop_grace_seconds)
     return report
+
+
+def records_done(db: Database, since: str) -> int:
+    """Records of the versions reprocessed since ``since`` (ISO): settled ones, and those in
+    flight as far as their worker reports them. Reads the files table only, never the items."""
+    rows = db.query(
+        "SELECT coalesce(sum(records), 0) AS n FROM files WHERE generation > 0 AND status != 'pending'"
+        " AND updated_at >= ?",
+        (since,),
+    )
+    return int(rows[0]["n"])
