@@ -141,7 +141,7 @@ def test_exit_1_when_a_reprocessed_file_fails_and_it_then_leaves_no_items(tmp_pa
 
 def test_usage_errors_are_one_line_with_exit_2(tmp_path: Path, data_dir: Path) -> None:
     settled_once(data_dir, tmp_path, {"incoming/orders.csv": CSV})
-    for args in ((), ("--all", "--key", "x"), ("--status", "pending")):
+    for args in ((), ("--all", "--key", "x"), ("--status", "pending"), ("--all", "--json")):
         done = run_cli(data_dir, "reprocess", *args)
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith("dockline: error: ") and done.stderr.count("\n") == 1, done.stderr

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from dockline.cli.app import app, console, context_of, err, new_table, print_json, status_cell
-from dockline.errors import DocklineError
+from dockline.errors import DocklineError, UsageError
 from dockline.models import Status
 from dockline.render import say
 
@@ -45,6 +45,8 @@ def reprocess_command(
     comes with routes.)"""
     from dockline.reprocess import Selection
 
+    if as_json and not dry_run:
+        raise UsageError("--json shows the plan: it goes with --dry-run")
     selection = Selection(key_prefix=key, statuses=tuple(status or ()), everything=everything)
     c = context_of(ctx)
     if dry_run:
