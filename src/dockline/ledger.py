@@ -40,6 +40,9 @@ class Existing:
     content_hash: str
     sequencer: str | None = None
     event_time: str | None = None
+    # Written by an earlier run of this same version, which a reprocess is running again:
+    # the new run's record takes its place whatever it holds (see ``judge``).
+    stale: bool = False
 
 
 def judge(ref: ObjectRef, record: Record, existing: Existing, policy: ConflictPolicy) -> tuple[Verdict, str]:
@@ -52,9 +55,15 @@ def judge(ref: ObjectRef, record: Record, existing: Existing, policy: ConflictPo
       the later line wins under ``overwrite``, else it is a conflict and the first
       line is kept -- on every backend;
     - other content from another version: ``overwrite`` lets the newer event win (S3
-      sequencer, then event time; an older event never wins), else a conflict.
+      sequencer, then event time; an older event never wins), else a conflict;
+    - an item an earlier run of this same version wrote, before a reprocess reopened it
+      (``stale``): replaced, identical or not, under every policy. It comes from the same
+      bytes, so it is no conflict; it is rewritten even when identical so the backend knows
+      the new run kept it (what the new run does not write again goes when it settles).
     """
     same_source = existing.bucket == ref.bucket and existing.key == ref.key and existing.version == ref.version
+    if same_source and existing.stale:
+        return Verdict.REPLACE, existing.key
     if existing.content_hash == record.content_hash:
         return (Verdict.WRITTEN if same_source else Verdict.DUPLICATE), existing.key
     if same_source:

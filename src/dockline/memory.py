@@ -41,12 +41,16 @@ class StoredItem:
     written_at: str
     notified: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    generation: int = 0  # the run of its version that wrote it (see MemoryLedger.reprocess)
 
 
 class MemoryLedger(LedgerBase):
     def __init__(self) -> None:
         self.items: dict[str, StoredItem] = {}
         self.files: dict[tuple[str, str, str], Outcome] = {}
+        # How often each version was reopened by a reprocess; its items of a lower
+        # generation are stale until the new run writes them again.
+        self.generations: dict[tuple[str, str, str], int] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -65,6 +69,7 @@ class MemoryLedger(LedgerBase):
     def _store(self, ref: ObjectRef, records: Sequence[Record], policy: ConflictPolicy, now: str) -> Verdicts:
         verdicts: list[tuple[Verdict, str]] = []
         with self._lock:
+            generation = self.generations.get(self._id(ref), 0)
             for record in records:
                 stored = self.items.get(record.pk)
                 verdict, origin = Verdict.WRITTEN, ""
@@ -76,10 +81,11 @@ class MemoryLedger(LedgerBase):
                         stored.record.content_hash,
                         stored.ref.sequencer,
                         stored.ref.event_time,
+                        stale=self._id(stored.ref) == self._id(ref) and stored.generation < generation,
                     )
                     verdict, origin = judge(ref, record, existing, policy)
                 if stored is None or verdict is Verdict.REPLACE:
-                    self.items[record.pk] = StoredItem(record, ref, now)
+                    self.items[record.pk] = StoredItem(record, ref, now, generation=generation)
                     verdict = Verdict.WRITTEN
                 verdicts.append((verdict, origin))
         return verdicts
@@ -91,7 +97,10 @@ class MemoryLedger(LedgerBase):
                 return not prior.notified
             attempts = max(outcome.attempts, prior.attempts if prior else 1)
             owed = outcome.status.owes_notification
-            self.files[self._id(outcome.ref)] = replace(outcome, attempts=attempts, notified=not owed)
+            self._sweep(outcome.ref)
+            again = outcome.reprocessed or self.generations.get(self._id(outcome.ref), 0) > 0
+            settled = replace(outcome, attempts=attempts, notified=not owed, reprocessed=again)
+            self.files[self._id(outcome.ref)] = settled
             return owed
 
     def mark_notified(self, outcome: Outcome) -> None:
@@ -103,6 +112,27 @@ class MemoryLedger(LedgerBase):
         with self._lock:
             for pk in [pk for pk, item in self.items.items() if self._id(item.ref) == self._id(ref)]:
                 del self.items[pk]
+
+    def _sweep(self, ref: ObjectRef) -> None:
+        """Drop the stale items of ``ref``: those the run settling now did not write again."""
+        mine, generation = self._id(ref), self.generations.get(self._id(ref), 0)
+        if generation:
+            stale = [pk for pk, x in self.items.items() if self._id(x.ref) == mine and x.generation < generation]
+            for pk in stale:
+                del self.items[pk]
+
+    def reprocess(self, ref: ObjectRef, *, now: str) -> bool:
+        with self._lock:
+            prior = self.files.get(self._id(ref))
+            if prior is None or not prior.status.is_final or (prior.status.owes_notification and not prior.notified):
+                return False
+            self.generations[self._id(ref)] = self.generations.get(self._id(ref), 0) + 1
+            self.files[self._id(ref)] = replace(prior, status=Status.PENDING, notified=False, reprocessed=True)
+            return True
+
+    def reprocessing(self, ref: ObjectRef) -> bool:
+        with self._lock:
+            return self.generations.get(self._id(ref), 0) > 0
 
     def reopen(self, ref: ObjectRef, *, now: str) -> bool:
         with self._lock:

@@ -155,6 +155,7 @@ class Outcome:
     attempts: int = 1
     notified: bool = False
     skipped_total: int = 0  # all bad records skipped
+    reprocessed: bool = False  # settled by a run again of a version settled before (`dockline reprocess`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,9 +40,13 @@ def notification_for(outcome: Outcome) -> Notification:
     attributes = {"status": str(outcome.status), "key": ref.key, "bucket": ref.bucket}
     if outcome.pk:
         attributes["pk"] = outcome.pk
+    if outcome.reprocessed:
+        # Same subject and status as a first run, so existing subscription filters still
+        # match; a filter on reprocessed=true (or its absence) tells the two apart.
+        attributes["reprocessed"] = "true"
     if outcome.status is Status.PROCESSED:
-        message = f"New file processed: {ref.key}"
-        if outcome.pk is None or outcome.records != 1 or outcome.skipped_total:
+        message = f"{'File reprocessed' if outcome.reprocessed else 'New file processed'}: {ref.key}"
+        if outcome.pk is None or outcome.records != 1 or outcome.skipped_total or outcome.reprocessed:
             attributes["records"] = str(outcome.records)
             message += f" ({outcome.records} records written"
             if outcome.duplicates:
@@ -52,7 +56,8 @@ def notification_for(outcome: Outcome) -> Notification:
             message += ")"
         return Notification(SUBJECT_PROCESSED, message, attributes)
     verb = "conflict" if outcome.status is Status.CONFLICT else "failed"
-    return Notification(SUBJECT_FAILED, f"File {verb}: {ref.key}: {outcome.error}", attributes)
+    again = " on reprocess" if outcome.reprocessed else ""
+    return Notification(SUBJECT_FAILED, f"File {verb}{again}: {ref.key}: {outcome.error}", attributes)
 
 
 class Pipeline:
@@ -99,6 +104,7 @@ class Pipeline:
                 prior = replace(prior, notified=True)
             return prior
         wrote: list[bool] = []  # set once this attempt hands records to the ledger
+        again = self.ledger.reprocessing(ref)
         try:
             outcome = self.retry.call(lambda: self._ingest(ref, attempt, wrote))
         except SupersededError as exc:
@@ -110,7 +116,7 @@ class Pipeline:
         except PermanentError as exc:
             self._discard(ref, wrote)  # a failed file leaves no items
             outcome = Outcome(ref=ref, status=Status.FAILED, error=str(exc), attempts=attempt)
-        return self._finish(outcome)
+        return self._finish(replace(outcome, reprocessed=again))
 
     def _discard(self, ref: ObjectRef, wrote: list[bool]) -> None:
         """Take back what ``ref`` wrote, when this attempt wrote anything. Most bad files fail
@@ -125,7 +131,8 @@ class Pipeline:
         the items it wrote before are taken back first."""
         self.retry.call(lambda: self.ledger.discard(ref))
         error = f"gave up after {attempts} attempts: {reason}"
-        return self._finish(Outcome(ref=ref, status=Status.FAILED, error=error, attempts=attempts))
+        again = self.ledger.reprocessing(ref)
+        return self._finish(Outcome(ref=ref, status=Status.FAILED, error=error, attempts=attempts, reprocessed=again))
 
     def _finish(self, outcome: Outcome) -> Outcome:
         owed = self.retry.call(lambda: self.ledger.settle(outcome, now=self.now()))
@@ -133,6 +140,8 @@ class Pipeline:
             # The key is fine now: letters of its earlier versions (a half-written copy, a
             # broken upload since fixed) would only send someone after a solved problem.
             self.retry.call(lambda: self.dead_letters.resolve(outcome.ref))  # type: ignore[union-attr]
+            if outcome.reprocessed:  # this very version may have failed before, with a letter
+                self.retry.call(lambda: self.dead_letters.remove(outcome.ref.identity))  # type: ignore[union-attr]
         if not owed:
             return replace(outcome, notified=True)
         self._outbox(outcome)

@@ -23,6 +23,12 @@ against all of them):
 - ``discard(ref)`` removes every item that version wrote, before it settles as
   failed: a failed file leaves nothing in the ledger.
 - ``reopen(ref)`` forgets a failed version's final state, so a redrive can settle it anew.
+- ``reprocess(ref)`` reopens a settled version so it runs again (``dockline reprocess``):
+  its items stay, marked stale, until the new run writes them again (``judge`` replaces
+  them); ``settle`` then removes the stale items the new run did not write (a record now
+  skipped). Until it settles the version is unsettled, so any run finishes it after a
+  crash. ``reprocessing(ref)`` tells the pipeline it runs such a version (its Outcome and
+  notification say ``reprocessed``). Backends that cannot do this keep the defaults.
 
 The conflict and duplicate rule every backend follows is ``dockline.ledger.judge``.
 """
@@ -34,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
+from dockline.errors import DocklineError
 from dockline.models import ConflictPolicy, DeadLetter, Notification, ObjectRef, Outcome, Record, WriteReport
 
 
@@ -89,6 +96,16 @@ class Ledger(ABC):
     @abstractmethod
     def reopen(self, ref: ObjectRef, *, now: str) -> bool:
         """Forget that ``ref`` failed; returns whether it had failed. Raises TransientError."""
+
+    def reprocess(self, ref: ObjectRef, *, now: str) -> bool:
+        """Reopen the settled version ``ref`` to run it again (see the module docstring).
+        Returns False when it is not settled with its outbox closed (in flight, its
+        notification still owed, unknown). Raises DocklineError where not supported."""
+        raise DocklineError(f"{type(self).__name__} cannot reprocess files")
+
+    def reprocessing(self, ref: ObjectRef) -> bool:
+        """Is the version this worker just claimed (``begin``) one that a reprocess reopened?"""
+        return False
 
 
 class Notifier(ABC):

@@ -27,9 +27,20 @@ from dockline.models import BadRecord, ConflictPolicy, ObjectRef, Outcome, Recor
 _HOST = socket.gethostname()
 
 _INSERT = "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at) VALUES (?, ?, ?, ?, ?, ?)"
+# A reprocess's run (generation > 0) takes over the items its own version's earlier runs
+# wrote, in the insert itself: ``judge``'s stale rule, done by SQLite for the whole batch.
+# Everything else that is taken (another file's item, one this run wrote) is left to
+# ``_judge_taken`` as in a first run.
+_INSERT_GENERATION = (
+    "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at, generation)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pk) DO UPDATE SET payload = excluded.payload,"
+    " content_hash = excluded.content_hash, record_index = excluded.record_index,"
+    " processed_at = excluded.processed_at, generation = excluded.generation"
+    " WHERE items.file_id = excluded.file_id AND items.generation < excluded.generation"
+)
 _EXISTING = (
-    "SELECT i.payload, i.content_hash, f.bucket, f.key, f.version, f.sequencer, f.event_time, f.id"
-    " FROM items i JOIN files f ON f.id = i.file_id WHERE i.pk = ?"
+    "SELECT i.payload, i.content_hash, f.bucket, f.key, f.version, f.sequencer, f.event_time, f.id,"
+    " i.generation, f.generation FROM items i JOIN files f ON f.id = i.file_id WHERE i.pk = ?"
 )
 
 
@@ -64,6 +75,7 @@ def outcome_from_row(ref: ObjectRef, row: sqlite3.Row | tuple[object, ...]) -> O
         skipped=bad,
         notified=bool(notified),
         skipped_total=int(str(row[11])) if len(row) > 11 else len(bad),
+        reprocessed=bool(row[12]) if len(row) > 12 else False,
     )
 
 
@@ -72,12 +84,15 @@ class SQLiteLedger(LedgerBase):
         self.db = db
         self.lease_seconds = lease_seconds
         self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Versions this ledger claimed that a reprocess reopened (generation > 0), until settled.
+        self._reprocessing: set[tuple[str, str, str]] = set()
 
     def begin(self, ref: ObjectRef, *, now: str) -> Outcome | None:
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT status, error, pk, attempts, records, duplicates, conflicts, skipped, notified,"
-                " lease_owner, lease_until, skipped_total FROM files WHERE bucket = ? AND key = ? AND version = ?",
+                " lease_owner, lease_until, skipped_total, generation FROM files"
+                " WHERE bucket = ? AND key = ? AND version = ?",
                 (ref.bucket, ref.key, ref.version),
             ).fetchone()
             if row is not None:
@@ -104,6 +119,8 @@ class SQLiteLedger(LedgerBase):
                     return outcome_from_row(ref, row)
                 if status is Status.PROCESSING and held:
                     raise BusyError(f"{ref.key} is being processed by {owner}")
+                if row[12]:
+                    self._reprocessing.add(_id(ref))
             conn.execute(
                 "INSERT INTO files (bucket, key, version, status, attempts, size, sequencer, event_time,"
                 " received_at, updated_at, lease_owner, lease_until) VALUES (?, ?, ?, 'processing', 1, ?, ?, ?,"
@@ -125,6 +142,9 @@ class SQLiteLedger(LedgerBase):
             )
         return None
 
+    def reprocessing(self, ref: ObjectRef) -> bool:
+        return _id(ref) in self._reprocessing
+
     def register(self, ref: ObjectRef, *, now: str) -> None:
         """Record a version as pending (seen, not yet claimed), if it is not known yet."""
         with self.db.transaction() as conn:
@@ -136,7 +156,7 @@ class SQLiteLedger(LedgerBase):
 
     def _store(self, ref: ObjectRef, records: Sequence[Record], policy: ConflictPolicy, now: str) -> Verdicts:
         with self.db.transaction() as conn:
-            file_id = self._file_id(conn, ref, now)
+            file_id, generation = self._file_id(conn, ref, now)
             # Rows stay narrow: the object's bucket, key and version live once, in files.
             rows = [
                 (r.pk, None, r.content_hash, file_id, r.index, now)
@@ -145,24 +165,29 @@ class SQLiteLedger(LedgerBase):
                 for r in records
             ]
             before = conn.total_changes
-            conn.executemany(_INSERT + " ON CONFLICT (pk) DO NOTHING", rows)
+            if generation:
+                conn.executemany(_INSERT_GENERATION, [(*row, generation) for row in rows])
+            else:
+                conn.executemany(_INSERT + " ON CONFLICT (pk) DO NOTHING", rows)
             if conn.total_changes - before == len(rows):  # the common case: all new
                 return None
             return self._judge_taken(conn, ref, records, rows, policy)
 
     @staticmethod
-    def _file_id(conn: sqlite3.Connection, ref: ObjectRef, now: str) -> int:
+    def _file_id(conn: sqlite3.Connection, ref: ObjectRef, now: str) -> tuple[int, int]:
+        """The version's files.id and generation (how often a reprocess reopened it)."""
         row = conn.execute(
-            "SELECT id FROM files WHERE bucket = ? AND key = ? AND version = ?", (ref.bucket, ref.key, ref.version)
+            "SELECT id, generation FROM files WHERE bucket = ? AND key = ? AND version = ?",
+            (ref.bucket, ref.key, ref.version),
         ).fetchone()
         if row is not None:
-            return int(row[0])
+            return int(row[0]), int(row[1])
         cursor = conn.execute(
             "INSERT INTO files (bucket, key, version, status, size, sequencer, event_time, received_at, updated_at)"
             " VALUES (?, ?, ?, 'processing', ?, ?, ?, ?, ?)",
             (ref.bucket, ref.key, ref.version, ref.size, ref.sequencer, ref.event_time, now, now),
         )
-        return int(cursor.lastrowid or 0)
+        return int(cursor.lastrowid or 0), 0
 
     @staticmethod
     def _judge_taken(
@@ -175,18 +200,22 @@ class SQLiteLedger(LedgerBase):
         """Verdicts after an insert that skipped some pks: those rows are someone's (or ours)."""
         verdicts: list[tuple[Verdict, str]] = []
         for record, row in zip(records, rows, strict=True):
-            payload, content_hash, bucket, key, version, sequencer, event_time, file_id = conn.execute(
-                _EXISTING, (record.pk,)
-            ).fetchone()
+            payload, content_hash, bucket, key, version, sequencer, event_time, file_id, item_gen, file_gen = (
+                conn.execute(_EXISTING, (record.pk,)).fetchone()
+            )
             existing_hash = content_hash or hashlib.sha256(payload.encode()).hexdigest()
-            if file_id == row[3] and existing_hash == record.content_hash:
-                verdicts.append((Verdict.WRITTEN, ""))  # inserted just now, or by this version before
+            stale = file_id == row[3] and item_gen < file_gen
+            if file_id == row[3] and existing_hash == record.content_hash and not stale:
+                verdicts.append((Verdict.WRITTEN, ""))  # inserted just now, or by this run before
                 continue
-            existing = Existing(bucket, key, version, existing_hash, sequencer, event_time)
+            existing = Existing(bucket, key, version, existing_hash, sequencer, event_time, stale=stale)
             verdict, origin = judge(ref, record, existing, policy)
             if verdict is Verdict.REPLACE:
                 conn.execute("DELETE FROM items WHERE pk = ?", (record.pk,))
-                conn.execute(_INSERT, row)
+                if stale:
+                    conn.execute(_INSERT_GENERATION, (*row, file_gen))
+                else:
+                    conn.execute(_INSERT, row)
                 verdict = Verdict.WRITTEN
             verdicts.append((verdict, origin))
         return verdicts
@@ -196,12 +225,18 @@ class SQLiteLedger(LedgerBase):
         skipped = orjson.dumps([{"index": b.index, "reason": b.reason} for b in outcome.skipped]).decode()
         with self.db.transaction() as conn:
             row = conn.execute(
-                "SELECT status, notified, attempts FROM files WHERE bucket = ? AND key = ? AND version = ?",
+                "SELECT status, notified, attempts, id, generation FROM files"
+                " WHERE bucket = ? AND key = ? AND version = ?",
                 (ref.bucket, ref.key, ref.version),
             ).fetchone()
             if row is not None and Status(row[0]).is_final:
                 return not row[1]
             attempts = max(outcome.attempts, row[2] if row is not None else 1)
+            if row is not None and row[4]:
+                # A reprocess settles: what its run did not write again (a record now
+                # skipped, an id now elsewhere) goes, in the same commit as the state.
+                conn.execute("DELETE FROM items WHERE file_id = ? AND generation < ?", (row[3], row[4]))
+                self._reprocessing.discard(_id(ref))
             owes_nothing = not outcome.status.owes_notification
             conn.execute(
                 "INSERT INTO files (bucket, key, version, status, error, pk, attempts, records, duplicates,"
@@ -256,6 +291,22 @@ class SQLiteLedger(LedgerBase):
                 (ref.bucket, ref.key, ref.version),
             )
 
+    def reprocess(self, ref: ObjectRef, *, now: str) -> bool:
+        """Reopen a settled version whose outbox is closed for a reprocess: pending again, so
+        any run takes it (also after a crash), one generation up, so its items are stale."""
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                # The old run's counts go (status and progress must not show them as this run's).
+                "UPDATE files SET status = 'pending', error = NULL, notified = 0, updated_at = ?,"
+                " generation = generation + 1, lease_owner = NULL, lease_until = NULL, pk = NULL,"
+                " records = 0, duplicates = 0, conflicts = 0, skipped = NULL, skipped_total = 0"
+                " WHERE bucket = ? AND key = ? AND version = ?"
+                " AND status IN ('processed', 'failed', 'duplicate', 'conflict', 'superseded')"
+                " AND (notified = 1 OR status IN ('duplicate', 'superseded'))",
+                (now, ref.bucket, ref.key, ref.version),
+            )
+            return cursor.rowcount == 1
+
     def reopen(self, ref: ObjectRef, *, now: str) -> bool:
         """Forget the final state of a failed version so a redrive processes it again."""
         with self.db.transaction() as conn:
@@ -266,3 +317,7 @@ class SQLiteLedger(LedgerBase):
                 (now, ref.bucket, ref.key, ref.version),
             )
             return cursor.rowcount == 1
+
+
+def _id(ref: ObjectRef) -> tuple[str, str, str]:
+    return (ref.bucket, ref.key, ref.version)
