@@ -76,7 +76,7 @@ def fetch(
 ) -> Answer:
     """One HTTP request, redirects not followed; 4xx/5xx are answers, not exceptions."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
@@ -155,7 +155,7 @@ def console(tmp_path: Path) -> Iterator[Callable[..., Console]]:
         started.append(process)
         found = ADDRESS.search(line)
         assert found, f"no address in {line!r}; stderr: {process.stderr.read() if process.poll() is not None else ''}"
-        url = found[1].replace("0.0.0.0", "127.0.0.1")  # noqa: S104 - we only ever connect to loopback
+        url = found[1].replace("0.0.0.0", "127.0.0.1")
         return Console(url, found[2], process, line)
 
     yield start

@@ -141,7 +141,7 @@ def test_loopback_answers_only_loopback_host_names(world: World, console: Callab
 
 def test_a_network_address_needs_the_printed_token(world: World, console: Callable[..., Console]) -> None:
     # GIVEN a console on every address, with no token given: it makes one and prints it
-    served = console(world.data_dir, world.config, "--host", "0.0.0.0")  # noqa: S104
+    served = console(world.data_dir, world.config, "--host", "0.0.0.0")
     assert served.token and len(served.token) >= 24
     assert "shown only now" in served.first_line
     # THEN the page and the API refuse requests without it, or with another
@@ -162,7 +162,7 @@ def test_a_network_address_needs_the_printed_token(world: World, console: Callab
 
 def test_the_token_can_come_from_the_environment(world: World, console: Callable[..., Console]) -> None:
     served = console(
-        world.data_dir, world.config, "--host", "0.0.0.0", env=cli_env(DOCKLINE_CONSOLE_TOKEN="s3cret-token")  # noqa: S104
+        world.data_dir, world.config, "--host", "0.0.0.0", env=cli_env(DOCKLINE_CONSOLE_TOKEN="s3cret-token")
     )
     assert served.token == "s3cret-token"
     assert "shown only now" not in served.first_line
@@ -180,7 +180,9 @@ def test_a_port_in_use_is_one_line(world: World) -> None:
         done = cli(world.data_dir, world.config, "console", "--port", str(port), timeout=60)
     # THEN one line says so
     assert done.returncode == 1
-    assert done.stderr.strip() == f"dockline: error: port {port} on 127.0.0.1 is in use: stop what serves it, or pass --port N"
+    assert done.stderr.strip() == (
+        f"dockline: error: port {port} on 127.0.0.1 is in use: stop what serves it, or pass --port N"
+    )
 
 
 def test_without_starlette_the_console_names_the_install(tmp_path: Path, world: World) -> None:
@@ -199,7 +201,8 @@ def test_without_starlette_the_console_names_the_install(tmp_path: Path, world: 
     # THEN one line names what to install, and the rest of dockline still works
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        "dockline: error: the console needs starlette and uvicorn (starlette is missing): pip install 'dockline[console]'"
+        "dockline: error: the console needs starlette and uvicorn (starlette is missing):"
+        " pip install 'dockline[console]'"
     )
     status = subprocess.run(
         [sys.executable, "-m", "dockline", "--data-dir", str(world.data_dir), "status", "--json"],

@@ -60,9 +60,10 @@ function showStatus(s) {
   document.getElementById("backlog-oldest").textContent = s.backlog.oldest_key == null
     ? "none" : `${s.backlog.oldest_key} (${Math.round(s.backlog.oldest_age_seconds)} s)`;
   document.getElementById("dead-letters-count").textContent = s.dead_letters;
-  counts(document.getElementById("throughput"), Object.entries(s.throughput).flatMap(([window, r]) => [
-    [`${window} files/s`, r.files_per_second, `rate-${window}-files`],
-    [`${window} records/s`, r.records_per_second, `rate-${window}-records`],
+  const windows = Object.keys(s.throughput).sort((a, b) => parseInt(a, 10) - parseInt(b, 10));  // 1m 5m 15m
+  counts(document.getElementById("throughput"), windows.flatMap((window) => [
+    [`${window} files/s`, s.throughput[window].files_per_second, `rate-${window}-files`],
+    [`${window} records/s`, s.throughput[window].records_per_second, `rate-${window}-records`],
   ]));
   const flight = document.getElementById("in-flight");
   flight.replaceChildren(...(s.in_flight.length ? s.in_flight.map((f) =>
@@ -143,6 +144,17 @@ function showFailed(f) {
     f.more ? "only the newest are shown (dockline files list --status failed)" : (f.rows.length ? "" : "none");
 }
 
+// "webhook:https://h/p: retrying (2 attempts): answered HTTP 500", as `notifications list` says it.
+function deliveryLine(x) {
+  let line = `${x.subscription}: ${x.status} (${x.attempts} attempt${x.attempts === 1 ? "" : "s"})`;
+  if (x.status === "retrying" && x.next_attempt_at) line += `, next at ${x.next_attempt_at}`;
+  if (x.error && x.status !== "delivered") {
+    const prefix = `${x.subscription}: `;  // reasons start with the name: say it once
+    line += ": " + (x.error.startsWith(prefix) ? x.error.slice(prefix.length) : x.error);
+  }
+  return line;
+}
+
 function showDeliveries(d) {
   document.getElementById("redeliver-failed").disabled = d.subscriptions.length === 0;
   rows("deliveries", d.rows, (n) => {
@@ -151,8 +163,7 @@ function showDeliveries(d) {
       el("td", { text: n.id }),
       el("td", { text: n.published_at }),
       el("td", { text: `${n.subject}: ${n.message}` }),
-      el("td", {}, ...n.deliveries.map((x) => el("div", { class: `delivery state-${x.status}`,
-        text: `${x.subscription}: ${x.status} (${x.attempts})${x.error && x.status !== "delivered" ? ": " + x.error : ""}` }))),
+      el("td", {}, ...n.deliveries.map((x) => el("div", { class: `delivery state-${x.status}`, text: deliveryLine(x) }))),
       el("td", {}, n.deliveries.length ? el("button", { type: "button", class: "redeliver",
         text: pending ? "Redeliver" : "Send again", onclick: () => act(
           () => post(`/api/notifications/${n.id}/redeliver`), (r) => r.line) }) : ""));
@@ -169,11 +180,19 @@ async function refreshStatus() {
   try { showStatus(await api("/api/status")); problem(""); } catch (e) { problem(e.message); }
 }
 
+// What each list last showed: a list is redrawn only when its data changed, so a button
+// is not replaced under the pointer every few seconds.
+const shown = {};
+
 async function refreshLists() {
   const parts = [["/api/charts", showCharts], ["/api/dead-letters", showDeadLetters],
     ["/api/failed", showFailed], ["/api/deliveries", showDeliveries]];
   await Promise.all(parts.map(async ([path, show]) => {
-    try { show(await api(path)); } catch (e) { problem(e.message); }
+    try {
+      const body = await api(path);
+      const text = JSON.stringify(body);
+      if (shown[path] !== text) { shown[path] = text; show(body); }
+    } catch (e) { problem(e.message); }
   }));
 }
 
