@@ -10,10 +10,23 @@ const COLOURS = {
   processed: "#16a34a", failed: "#dc2626", duplicate: "#0891b2", conflict: "#ca8a04", superseded: "#2563eb",
 };
 
+// A key folds only after a "/", never mid-name (issue 10): each part is kept whole, with
+// a break opportunity after each slash. The parts are text nodes like everything else.
+function keyParts(value) {
+  const parts = String(value == null ? "" : value).split(/(?<=\/)/);
+  return parts.flatMap((part, i) => {
+    const span = document.createElement("span");
+    span.className = "part";
+    span.textContent = part;
+    return i < parts.length - 1 ? [span, document.createElement("wbr")] : [span];
+  });
+}
+
 function el(tag, props, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(props || {})) {
     if (name === "text") node.textContent = value == null ? "" : String(value);
+    else if (name === "key") node.replaceChildren(...keyParts(value));
     else if (name === "onclick") node.addEventListener("click", value);
     else node.setAttribute(name, value);
   }
@@ -122,8 +135,8 @@ function rows(tableId, list, build) {
 
 function showDeadLetters(d) {
   rows("dead-letters", d.rows, (letter) => el("tr", { "data-id": letter.id },
-    el("td", { class: "key", text: letter.key }),
-    el("td", { class: "key", text: letter.short_id }),
+    el("td", { class: "key", key: letter.key }),
+    el("td", { class: "key", key: letter.short_id }),
     el("td", { text: letter.attempts }),
     el("td", { text: letter.failed_at }),
     el("td", { class: "reason", text: letter.reason }),
@@ -136,7 +149,7 @@ function showDeadLetters(d) {
 
 function showFailed(f) {
   rows("failed-files", f.rows, (file) => el("tr", {},
-    el("td", { class: "key", text: file.key }),
+    el("td", { class: "key", key: file.key }),
     el("td", { text: file.attempts }),
     el("td", { text: file.at }),
     el("td", { class: "reason", text: file.error })));
@@ -211,9 +224,9 @@ async function browse(event) {
   try {
     const page = await api(`/api/browse/${what}?${query}`);
     table.tHead.replaceChildren(el("tr", {}, ...COLUMNS[what].map((c) => el("th", { text: c }))));
-    rows("browse-results", page.rows, (r) => el("tr", {}, ...COLUMNS[what].map((c) =>
-      el("td", { class: c === "payload" ? "code" : (c === "key" || c === "pk" ? "key" : (c === "error" ? "reason" : "")),
-        text: r[c] }))));
+    rows("browse-results", page.rows, (r) => el("tr", {}, ...COLUMNS[what].map((c) => (c === "key" || c === "pk")
+      ? el("td", { class: "key", key: r[c] })
+      : el("td", { class: c === "payload" ? "code" : (c === "error" ? "reason" : ""), text: r[c] }))));
     document.getElementById("browse-more").textContent = page.more
       ? `the newest ${page.rows.length}; there are more: narrow the search` : `${page.rows.length} ${what}`;
   } catch (e) {
