@@ -88,6 +88,7 @@ def test_redrive_removes_the_letter_once_the_file_is_fixed(world: World, console
     # GIVEN a dead letter whose file was then fixed
     served = console(world.data_dir, world.config)
     (letter,) = served.get("/api/dead-letters").json()["rows"]
+    assert served.get("/api/status").json()["dead_letters"] == 1
     drop(world.data_dir, HOSTILE_KEY, FIXED_CSV)
     # WHEN the console redrives it
     done = served.act("/api/dead-letters/redrive", {"id": letter["id"]})
@@ -95,6 +96,7 @@ def test_redrive_removes_the_letter_once_the_file_is_fixed(world: World, console
     assert done.status == 200, done.body
     assert done.json()["redriven"][0]["status"] == "processed"
     assert served.get("/api/dead-letters").json()["rows"] == []
+    assert served.get("/api/status").json()["dead_letters"] == 0  # not an answer shared from before
     assert world.cli("dlq", "list", "--json").strip() == "[]"
     assert world.status()["files"]["processed"] == 4
 

@@ -3,7 +3,7 @@
 // (textContent), never as HTML: a key like <script>x</script> is shown, not run.
 "use strict";
 
-const STATUS_EVERY_MS = 3000;
+const STATUS_EVERY_MS = 5000;  // the status walks the bucket: see app._Shared
 const LISTS_EVERY_MS = 5000;
 const STATES = ["pending", "processing", "processed", "failed", "duplicate", "conflict", "superseded"];
 const COLOURS = {
