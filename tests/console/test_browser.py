@@ -174,7 +174,7 @@ def test_the_page_shows_status_charts_and_its_buttons_work(
         "an undelivered notification",
         lambda d: d.execute_script(
             "const r = [...document.querySelectorAll('#deliveries tbody tr')].find((r) =>"
-            " r.querySelector('.delivery.state-retrying, .delivery.state-failed'));"
+            " r.querySelector('.delivery:not(.state-delivered)'));"
             "return r ? Number(r.dataset.id) : null;"
         ),
     )
