@@ -158,6 +158,9 @@ def test_a_network_address_needs_the_printed_token(world: World, console: Callab
     cookie = login.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
     pair = cookie.split(";")[0]
+    # and the reload never leaves the console, whatever the path looks like
+    escape = fetch(served.url.rstrip("/") + f"//evil.example/x?token={served.token}")
+    assert escape.headers["location"] == "/evil.example/x"
     assert served.get("/", headers={"Cookie": pair}).status == 200
     assert served.get("/api/status", headers={"Cookie": pair}).status == 200
 

@@ -106,7 +106,9 @@ class Access:
 
     def _login(self, scope: Scope, rest: list[tuple[str, str]]) -> Response:
         """Set the cookie and reload without the token in the address (history, screen)."""
-        target = scope.get("root_path", "") + scope["path"] + ("?" + urlencode(rest) if rest else "")
+        # One leading slash: "//host/..." would send the browser to another site.
+        path = "/" + (scope.get("root_path", "") + scope["path"]).lstrip("/")
+        target = path + ("?" + urlencode(rest) if rest else "")
         response = RedirectResponse(target, status_code=303)
         assert self.token is not None
         response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
