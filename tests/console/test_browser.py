@@ -51,6 +51,7 @@ def browser() -> Iterator[Any]:
     options.binary_location = str(CHROMIUM)
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # script errors, CSP refusals
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(WAIT_SECONDS)
     try:
@@ -112,7 +113,9 @@ def test_the_page_shows_status_charts_and_its_buttons_work(
     browser.get(served.url)
     _wait(browser, "the status", lambda d: _text(d, "files-processed") == "3")
 
-    # THEN its numbers are those of `dockline status --json`
+    # THEN it loaded without a script error, a refused resource or a CSP violation
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    # and its numbers are those of `dockline status --json`
     for state, count in expected["files"].items():
         assert _text(browser, f"files-{state}") == str(count), state
     for state, count in expected["deliveries"].items():
