@@ -226,7 +226,8 @@ async function browse(event) {
     table.tHead.replaceChildren(el("tr", {}, ...COLUMNS[what].map((c) => el("th", { text: c }))));
     rows("browse-results", page.rows, (r) => el("tr", {}, ...COLUMNS[what].map((c) => (c === "key" || c === "pk")
       ? el("td", { class: "key", key: r[c] })
-      : el("td", { class: c === "payload" ? "code" : (c === "error" ? "reason" : ""), text: r[c] }))));
+      : el("td", { class: c === "payload" ? "code" : (c === "error" ? "reason" : ""),
+        text: c === "payload" && r.payload == null && r.payload_ref ? `(too big to store: ${r.payload_ref})` : r[c] }))));
     document.getElementById("browse-more").textContent = page.more
       ? `the newest ${page.rows.length}; there are more: narrow the search` : `${page.rows.length} ${what}`;
   } catch (e) {
