@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck unit bench bench-big setup clean
+.PHONY: demo test lint typecheck unit bench bench-big setup clean browser
 
 setup: $(VENV)/.installed
 
@@ -30,7 +30,12 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed $(CHECKOV_VENV)/.installed
+# The console's browser test drives Debian's chromium through its chromedriver (Selenium
+# cannot download a driver offline). Installed only when missing; CI runs as root.
+browser:
+	@test -x /usr/bin/chromedriver || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+
+unit: $(VENV)/.installed $(CHECKOV_VENV)/.installed browser
 	CHECKOV_BIN=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(BIN)/pytest -n 2 -q -p no:cacheprovider
 
 test: lint typecheck unit
