@@ -57,6 +57,7 @@ class RecordMode(StrEnum):
 
     DOCUMENT = "document"  # one item per file (the seed's behaviour)
     SPLIT = "split"  # a top-level array gives one item per element
+    LINES = "lines"  # the file is JSON Lines whatever its suffix (e.g. AWS's ".log.gz")
 
 
 @dataclass(frozen=True, slots=True)

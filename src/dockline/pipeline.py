@@ -169,7 +169,7 @@ class Pipeline:
             )
             for chunk in _batched(stream.records(), self.settings.batch_size):
                 wrote[:] = [True]  # before the call: a write may fail after storing part of it
-                tally.add(self.ledger.write(ref, chunk, policy=self.settings.on_conflict, now=self.now()))
+                tally.add(self.ledger.write(ref, chunk, policy=stream.route.on_conflict, now=self.now()))
 
         return self._classify(ref, stream, tally, attempt)
 
