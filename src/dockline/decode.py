@@ -404,13 +404,12 @@ class RecordStream:
                 return
             if len(set(header)) != len(header) or not all(h.strip() for h in header):
                 raise PermanentError("the CSV header has empty or repeated column names")
-            rows: Iterator[list[str]] = reader
+            rows: Iterator[tuple[int, list[str]]] = ((reader.line_num, row) for row in reader)
             if len(header) == 1:  # one column, or the wrong delimiter: look before storing anything
-                peeked = list(islice(reader, _SNIFF_ROWS))
-                _refuse_other_delimiter(header[0], peeked, dialect.delimiter)
-                rows = chain(peeked, reader)
-            for row in rows:
-                number = reader.line_num
+                peeked = list(islice(rows, _SNIFF_ROWS))
+                _refuse_other_delimiter(header[0], [row for _, row in peeked], dialect.delimiter)
+                rows = chain(peeked, rows)
+            for number, row in rows:
                 if not row:
                     continue
                 if len(row) != len(header):
@@ -445,7 +444,7 @@ def _refuse_other_delimiter(header: str, rows: list[list[str]], delimiter: str) 
             shown = "\\t" if candidate == "\t" else candidate
             raise PermanentError(
                 f"the CSV header is one column, but the lines look separated by {name} ({count + 1} columns); "
-                f'set csv = {{ delimiter = "{shown}" }} on the route'
+                f'set csv = {{ delimiter = "{shown}" }} on its route'
             )
 
 

@@ -48,6 +48,9 @@ class SchemaCheck:
         from jsonschema.exceptions import SchemaError
 
         validator_class = _validator_class()
+        # The schema's numbers as Decimals too: jsonschema divides for multipleOf, and a
+        # Decimal record divided by a float schema value is a TypeError, not an answer.
+        schema = exact_payload(schema)
         try:
             validator_class.check_schema(schema)
         except SchemaError as exc:
