@@ -111,6 +111,7 @@ class WebhookSubscription:
     timeout_seconds: float = 5.0
     headers: Mapping[str, str] = field(default_factory=dict)
     filter_status: tuple[str, ...] = ()  # empty: every message
+    filter: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # {route = [...], status = [...]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class EmailSubscription:
     password_env: str | None = None  # name of the env var holding the password
     timeout_seconds: float = 10.0
     filter_status: tuple[str, ...] = ()
+    filter: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # {route = [...], status = [...]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +245,8 @@ def _subscription(raw: Any, index: int) -> WebhookSubscription | EmailSubscripti
     kind = body.pop("type", None)
     if "to" in body and isinstance(body["to"], str):
         body["to"] = [body["to"]]
+    if isinstance(body.get("filter"), dict):
+        body["filter"] = {k: tuple(v) if isinstance(v, list) else v for k, v in body["filter"].items()}
     if kind == "webhook":
         webhook: WebhookSubscription = _check_required(section, WebhookSubscription, body, ("url",))
         return _check_webhook(section, webhook)
@@ -266,6 +270,17 @@ def _check_delivery(section: str, sub: WebhookSubscription | EmailSubscription) 
     for status in sub.filter_status:
         if status not in statuses:
             raise ConfigError(f"[{section}] filter_status {status!r} is not one of {', '.join(sorted(statuses))}")
+    for attribute, values in sub.filter.items():
+        if attribute not in FILTER_ATTRIBUTES:
+            raise ConfigError(f"[{section}] filter {attribute!r} is not one of {', '.join(FILTER_ATTRIBUTES)}")
+        if not isinstance(values, tuple) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f'[{section}] filter {attribute} must be a list of strings, e.g. ["orders"]')
+        for status in values if attribute == "status" else ():
+            if status not in statuses:
+                raise ConfigError(f"[{section}] filter status {status!r} is not one of {', '.join(sorted(statuses))}")
+
+
+FILTER_ATTRIBUTES = ("route", "status")  # message attributes a local subscription can select on
 
 
 def _check_webhook(section: str, sub: WebhookSubscription) -> WebhookSubscription:
@@ -367,6 +382,7 @@ def parse_settings(document: Mapping[str, Any], source: Path | None = None) -> S
         raise ConfigError("[local] subscriptions must be an array of tables ([[local.subscriptions]])")
     local = _coerce("local", LocalSettings, local_raw)
     local = replace(local, subscriptions=tuple(_subscription(s, i) for i, s in enumerate(subs_raw)))
+    _check_route_filters(pipeline, local)
     aws_raw = dict(_table(document, "aws"))
     aws_subs = aws_raw.pop("subscriptions", [])
     if not isinstance(aws_subs, list):
@@ -379,6 +395,18 @@ def parse_settings(document: Mapping[str, Any], source: Path | None = None) -> S
         ),
     )
     return _validate(Settings(pipeline=pipeline, local=local, aws=aws, source=source))
+
+
+def _check_route_filters(pipeline: PipelineSettings, local: LocalSettings) -> None:
+    """A subscription filtering on a route no configuration has would never hear anything."""
+    names = [route.name for route in pipeline.table.routes]
+    for index, sub in enumerate(local.subscriptions):
+        for name in sub.filter.get("route", ()):
+            if name not in names:
+                raise ConfigError(
+                    f"[local.subscriptions #{index + 1}] filter route {name!r} is not a route;"
+                    f" routes: {', '.join(names)}"
+                )
 
 
 def _table(document: Mapping[str, Any], name: str) -> Mapping[str, Any]:

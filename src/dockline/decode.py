@@ -32,7 +32,7 @@ from dockline.jsonx import (
     shortest_numbers,
 )
 from dockline.models import BadRecord, BadRecordPolicy, Record
-from dockline.routes import Route
+from dockline.routes import DEFAULT_ROUTE, Route
 from dockline.selectors import DEFAULT_IDS, IdSelector, MissingPath
 
 MAX_ID_BYTES = 1024
@@ -146,6 +146,7 @@ def make_record(document: Any, *, key: str, index: int | None, max_inline: int, 
         where = "the document" if index is None else "the record"
         raise PermanentError(f"{where} is {kind}, not a JSON object{hint}")
     fallback = key if index is None else f"{key}#{index}"
+    name = DEFAULT_ROUTE if route is None else route.name
     if route is None or route.plain:
         pk = derive_pk(document, fallback)
     else:
@@ -154,11 +155,11 @@ def make_record(document: Any, *, key: str, index: int | None, max_inline: int, 
         pk = derive_pk(document, fallback, route.ids)
     canonical = dumps(document)
     if len(canonical) > max_inline:  # keep the hash, drop the bytes
-        return Record(pk, None, hashlib.sha256(canonical).hexdigest(), index, True, len(canonical))
-    return Record(pk, document, None, index, False, len(canonical), canonical.decode())
+        return Record(pk, None, hashlib.sha256(canonical).hexdigest(), index, True, len(canonical), "", name)
+    return Record(pk, document, None, index, False, len(canonical), canonical.decode(), name)
 
 
-def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int) -> list[Record] | None:
+def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int, route: str) -> list[Record] | None:
     """Records for a block of JSON Lines in one pass, or None when any line needs care
     (a blank or bad line, not an object, an unusual id, an oversized record).
 
@@ -189,7 +190,7 @@ def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int) -> 
         else:
             return None
     return [
-        Record(pk, document, None, offset, False, size, canonical)
+        Record(pk, document, None, offset, False, size, canonical, route)
         for offset, (pk, document, canonical, size) in enumerate(
             zip(pks, documents, canonicals, sizes, strict=True), number + 1
         )
@@ -326,14 +327,14 @@ class RecordStream:
             yield from self._lines_routed(source)
             return
         max_inline = self._settings.max_inline_bytes
-        key = self.key
+        key, route = self.key, self.route.name
         seen_text = False
         number = 0
         while lines := source.readlines(_LINE_BLOCK):
             # One scan vouches for the whole block, and a block of well-formed objects with
             # plain ids is decoded in one pass; anything else goes line by line below.
             vouched = fast_path_safe(b"".join(lines))
-            if vouched and (fast := _plain_block(lines, key, number, max_inline)) is not None:
+            if vouched and (fast := _plain_block(lines, key, number, max_inline, route)) is not None:
                 number += len(lines)
                 seen_text = True
                 yield from fast
@@ -352,7 +353,7 @@ class RecordStream:
                     if pk is _MISSING:
                         pk = f"{key}#{number}"
                     elif not (type(pk) is str and 0 < len(pk) <= 256 and not pk.isspace() and pk[:9] != _RESERVED):
-                        yield make_record(document, key=key, index=number, max_inline=max_inline)
+                        yield make_record(document, key=key, index=number, max_inline=max_inline, route=self.route)
                         continue
                     canonical = dumps(document)
                 except JSONSyntaxError as exc:
@@ -365,9 +366,10 @@ class RecordStream:
                     self._bad(number, str(exc))
                     continue
                 if len(canonical) > max_inline:
-                    yield Record(pk, None, hashlib.sha256(canonical).hexdigest(), number, True, len(canonical))
+                    digest = hashlib.sha256(canonical).hexdigest()
+                    yield Record(pk, None, digest, number, True, len(canonical), "", route)
                 else:
-                    yield Record(pk, document, None, number, False, len(canonical), canonical.decode())
+                    yield Record(pk, document, None, number, False, len(canonical), canonical.decode(), route)
         if not seen_text and self._raw.count:
             raise PermanentError("the file is blank (whitespace only)")
 

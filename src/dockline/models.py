@@ -104,6 +104,7 @@ class Record:
     oversized: bool = False
     payload_bytes: int = 0
     canonical: str = ""  # str, not bytes: orjson's bytes keep a 4 KiB buffer each
+    route: str = "default"  # the name of the route that read it (``routes``)
 
     @property
     def content_hash(self) -> str:

@@ -14,6 +14,7 @@ import pytest
 from dockline.config import PipelineSettings, parse_settings
 from dockline.decode import RecordStream
 from dockline.errors import ConfigError, PermanentError
+from dockline.jsonx import loads
 from dockline.validation import SchemaCheck
 
 ORDER_SCHEMA = {
@@ -100,8 +101,6 @@ def test_validation_numbers_reach_the_validator_exact(
     tmp_path: Path, qty: str, price: str, problem: str | None
 ) -> None:
     check = SchemaCheck(ORDER_SCHEMA, source="order.json")
-    from dockline.jsonx import loads
-
     document = loads(order(qty, price))
     assert check.problem(document) == problem
 

@@ -118,6 +118,11 @@ _DELIVERY_COLUMNS = {
 }
 
 
+_ITEM_COLUMNS = {
+    "route": "TEXT",  # the route that read the record (issue 9); NULL in rows written before routes
+}
+
+
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
 
@@ -262,6 +267,7 @@ class Database:
             found = conn.execute("PRAGMA user_version").fetchone()[0]
             present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             scheduled = "deliveries" in present and _DELIVERY_COLUMNS.keys() <= _columns(conn, "deliveries")
+            scheduled = scheduled and "items" in present and _ITEM_COLUMNS.keys() <= _columns(conn, "items")
         except sqlite3.Error as exc:
             raise translate(exc) from exc
         if found not in (0, SCHEMA_VERSION):
@@ -294,6 +300,9 @@ class Database:
             for name, kind in _DELIVERY_COLUMNS.items():
                 if name not in _columns(conn, "deliveries"):
                     conn.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
+            for name, kind in _ITEM_COLUMNS.items():  # the same pattern for the items' route
+                if name not in _columns(conn, "items"):
+                    conn.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
             conn.execute("CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at)")
         except BaseException:
             conn.execute("ROLLBACK")

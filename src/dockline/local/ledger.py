@@ -26,7 +26,10 @@ from dockline.models import BadRecord, ConflictPolicy, ObjectRef, Outcome, Recor
 
 _HOST = socket.gethostname()
 
-_INSERT = "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT = (
+    "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at, route)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 _EXISTING = (
     "SELECT i.payload, i.content_hash, f.bucket, f.key, f.version, f.sequencer, f.event_time, f.id"
     " FROM items i JOIN files f ON f.id = i.file_id WHERE i.pk = ?"
@@ -139,9 +142,9 @@ class SQLiteLedger(LedgerBase):
             file_id = self._file_id(conn, ref, now)
             # Rows stay narrow: the object's bucket, key and version live once, in files.
             rows = [
-                (r.pk, None, r.content_hash, file_id, r.index, now)
+                (r.pk, None, r.content_hash, file_id, r.index, now, r.route)
                 if r.oversized
-                else (r.pk, r.canonical, None, file_id, r.index, now)
+                else (r.pk, r.canonical, None, file_id, r.index, now, r.route)
                 for r in records
             ]
             before = conn.total_changes

@@ -30,7 +30,7 @@ from dockline.models import Status
 
 _ITEM_COLUMNS = (
     "i.pk, i.payload, i.content_hash, f.bucket, f.key, f.version, f.size, i.record_index, f.event_time,"
-    " i.processed_at FROM items i JOIN files f ON f.id = i.file_id"
+    " i.processed_at, i.route FROM items i JOIN files f ON f.id = i.file_id"
 )
 _FILE_COLUMNS = (
     "bucket, key, version, status, error, pk, attempts, records, duplicates, conflicts, skipped,"
@@ -180,6 +180,8 @@ def item(row: sqlite3.Row, *, raw: bool = False) -> dict[str, Any]:
     }
     if row["record_index"] is not None:
         shown["record_index"] = row["record_index"]
+    if row["route"] is not None:  # NULL in items written before routes (issue 9)
+        shown["route"] = row["route"]
     if payload is None:  # too big to store inline: a reference to the object plus its hash
         shown["oversized"] = True
         shown["payload_ref"] = f"{row['bucket']}/{row['key']}?sha256={row['version']}"
