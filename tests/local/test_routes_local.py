@@ -85,6 +85,10 @@ def test_routes_old_data_dir_gets_the_route_column_in_place(
     engine.db.close()
     with sqlite3.connect(data_dir / "dockline.db") as conn:
         conn.execute("ALTER TABLE items DROP COLUMN route")
+    # (read-only commands do not upgrade it, and still list its items)
+    reader = LocalEngine(data_dir, settings(tmp_path), read_only=True)
+    assert "route" not in items(reader)["old"]
+    reader.db.close()
     # WHEN a new engine opens it and processes a new file
     again = routed_engine(make_engine, tmp_path)
     drop(again, "plain/new.jsonl", '{"id": "new"}\n')

@@ -166,3 +166,18 @@ def test_route_decoding_follows_the_route_of_the_key() -> None:
     (record,) = RecordStream(io.BytesIO(order), key="elsewhere/x.json", settings=p).records()
     assert record.pk == "elsewhere/x.json"
     assert RecordStream(io.BytesIO(order), key="elsewhere/x.json", settings=p).route.name == DEFAULT_ROUTE
+
+
+def test_route_readme_example_parses(tmp_path: Path) -> None:
+    # GIVEN the README's routes example, with its schema file in place
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in readme.split("```toml\n")[1:] if b.lstrip().startswith("[[routes]]"))
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "order.json").write_text('{"type": "object"}')
+    config = tmp_path / "dockline.toml"
+    config.write_text(block.split("```")[0])
+    # THEN it loads, in order, and routes keys as the README says
+    table = load_settings(config).pipeline.table
+    assert [r.name for r in table.routes] == ["cloudtrail", "sensors", "vpc", "orders"]
+    assert table.route_for("AWSLogs/1/x.log.gz").name == "vpc"  # type: ignore[union-attr]
+    assert table.route_for("AWSLogs/1/x.json.gz").name == "cloudtrail"  # type: ignore[union-attr]
