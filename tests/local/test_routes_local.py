@@ -87,15 +87,15 @@ def test_routes_old_data_dir_gets_the_route_column_in_place(
         conn.execute("ALTER TABLE items DROP COLUMN route")
     # (read-only commands do not upgrade it, and still list its items)
     reader = LocalEngine(data_dir, settings(tmp_path), read_only=True)
-    assert "route" not in items(reader)["old"]
+    assert items(reader)["old"]["route"] == "default"
     reader.db.close()
     # WHEN a new engine opens it and processes a new file
     again = routed_engine(make_engine, tmp_path)
     drop(again, "plain/new.jsonl", '{"id": "new"}\n')
     again.run_once()
-    # THEN the old item is still there (no route known) and the new one has its route
+    # THEN the old item is still there, read by [pipeline] (the default route), the new one has its route
     found: dict[str, Any] = items(again)
-    assert "route" not in found["old"]
+    assert found["old"]["route"] == "default"
     assert found["new"]["route"] == "plain"
 
 

@@ -17,7 +17,7 @@ from dockline.errors import PermanentError
 from dockline.jsonx import dumps, exact_payload
 from dockline.memory import MemoryLedger
 from dockline.models import ConflictPolicy, ObjectRef
-from dockline.selectors import IdSelector, MissingPath, Pointer
+from dockline.selectors import IdSelector, MissingPath, Pointer, pointer_text
 
 
 def routed(extra: str, *, prefix: str = "in/", suffixes: str = '[".json"]') -> PipelineSettings:
@@ -149,3 +149,16 @@ def test_selectors_split_and_rejoin_gives_the_array_back_and_ids_are_unique_or_r
         differing += first.setdefault(record.pk, record.content_hash) != record.content_hash
     assert len(report.conflicts) == differing  # a repeated id with other content is a reported conflict
     assert len(report.written) + len(report.conflicts) == len(records)  # identical repeats are the same item
+
+
+@settings(max_examples=200, deadline=None)
+@given(tokens=st.lists(st.text(alphabet="ab/~01", max_size=4), max_size=4))
+def test_selectors_pointer_text_and_parse_round_trip_any_key(tokens: list[str]) -> None:
+    # GIVEN any path of object keys, "/" and "~" included, WHEN written as a pointer and parsed
+    pointer = Pointer.parse(pointer_text(tokens))
+    # THEN it names the same keys, and resolves in a document built along them
+    assert list(pointer.tokens) == tokens
+    document: Any = "leaf"
+    for token in reversed(tokens):
+        document = {token: document}
+    assert pointer.resolve(document) == "leaf"

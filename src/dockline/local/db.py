@@ -119,7 +119,7 @@ _DELIVERY_COLUMNS = {
 
 
 _ITEM_COLUMNS = {
-    "route": "TEXT",  # the route that read the record (issue 9); NULL in rows written before routes
+    "route": "TEXT",  # the route that read the record (issue 9); NULL: the default route ([pipeline])
 }
 
 

@@ -23,6 +23,7 @@ from dockline.errors import BusyError
 from dockline.ledger import Existing, LedgerBase, Verdict, Verdicts, judge
 from dockline.local.db import Database
 from dockline.models import BadRecord, ConflictPolicy, ObjectRef, Outcome, Record, Status
+from dockline.routes import DEFAULT_ROUTE
 
 _HOST = socket.gethostname()
 
@@ -140,11 +141,13 @@ class SQLiteLedger(LedgerBase):
     def _store(self, ref: ObjectRef, records: Sequence[Record], policy: ConflictPolicy, now: str) -> Verdicts:
         with self.db.transaction() as conn:
             file_id = self._file_id(conn, ref, now)
-            # Rows stay narrow: the object's bucket, key and version live once, in files.
+            # Rows stay narrow: the object's bucket, key and version live once, in files; a
+            # file has one route, and the default route is NULL (as in rows from before routes).
+            route = records[0].route if records and records[0].route != DEFAULT_ROUTE else None
             rows = [
-                (r.pk, None, r.content_hash, file_id, r.index, now, r.route)
+                (r.pk, None, r.content_hash, file_id, r.index, now, route)
                 if r.oversized
-                else (r.pk, r.canonical, None, file_id, r.index, now, r.route)
+                else (r.pk, r.canonical, None, file_id, r.index, now, route)
                 for r in records
             ]
             before = conn.total_changes

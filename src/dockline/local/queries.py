@@ -27,6 +27,7 @@ from dockline.errors import UsageError
 from dockline.jsonx import loads_exact
 from dockline.local.db import Database, translate
 from dockline.models import Status
+from dockline.routes import DEFAULT_ROUTE
 
 _ITEM_COLUMNS = (
     "i.pk, i.payload, i.content_hash, f.bucket, f.key, f.version, f.size, i.record_index, f.event_time,"
@@ -190,8 +191,8 @@ def item(row: sqlite3.Row, *, raw: bool = False) -> dict[str, Any]:
     }
     if row["record_index"] is not None:
         shown["record_index"] = row["record_index"]
-    if row["route"] is not None:  # NULL in items written before routes (issue 9)
-        shown["route"] = row["route"]
+    # NULL: the default route ([pipeline]), which also read every item written before routes
+    shown["route"] = row["route"] or DEFAULT_ROUTE
     if payload is None:  # too big to store inline: a reference to the object plus its hash
         shown["oversized"] = True
         shown["payload_ref"] = f"{row['bucket']}/{row['key']}?sha256={row['version']}"
