@@ -3,6 +3,7 @@ carry their route, notifications a route attribute, and subscriptions filter on 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import tomllib
 from collections.abc import Callable
@@ -15,8 +16,17 @@ import pytest
 from dockline.config import LocalSettings, parse_settings
 from dockline.errors import ConfigError
 from dockline.local.engine import LocalEngine
-from tests.local.conftest import SlowWebhook, drop, files_by_key, items, messages
-from tests.unit.routes_corpus import CONFIG, FILES, comparable, expected, settings
+from tests.local.conftest import (
+    SlowWebhook,
+    assert_one_line_reason,
+    drop,
+    files_by_key,
+    items,
+    messages,
+    run_cli,
+    write_config,
+)
+from tests.unit.routes_corpus import CONFIG, FILES, ORDER_SCHEMA, comparable, expected, settings
 
 
 def routed_engine(make_engine: Callable[..., LocalEngine], folder: Path) -> LocalEngine:
@@ -113,3 +123,25 @@ def test_routes_subscription_filter_config_errors_are_one_line() -> None:
         assert "\n" not in str(caught.value)
         for word in words:
             assert word in str(caught.value), (word, str(caught.value))
+
+
+def test_routes_cli_run_once_with_a_routes_config_in_a_real_process(data_dir: Path, tmp_path: Path) -> None:
+    # GIVEN a dockline.toml with routes and a schema beside it, and the corpus in the bucket
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "order.json").write_text(json.dumps(ORDER_SCHEMA))
+    config = write_config(folder / "dockline.toml", CONFIG)
+    for key, body in FILES.items():
+        drop(data_dir, key, body)
+    # WHEN `dockline run --once` runs in its own process
+    done = run_cli(data_dir, "run", "--once", config=config)
+    assert done.returncode == 0, done.stderr
+    # THEN `ledger get` shows an item read by its route (the schema path was found beside the config)
+    shown = run_cli(data_dir, "ledger", "get", "7#o-1", "--json", config=config)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["route"] == "orders"
+    # AND a bad route is refused in one line naming the route and the field, no traceback
+    bad = write_config(folder / "bad.toml", CONFIG.replace('id = "/eventID"', 'id = "eventID"'))
+    refused = run_cli(data_dir, "run", "--once", config=bad)
+    assert refused.returncode != 0
+    assert_one_line_reason(refused.stderr.strip(), "'cloudtrail' id", 'must start with "/"')
