@@ -13,14 +13,14 @@ import gzip
 import hashlib
 import io
 import zlib
-from collections.abc import Callable, Iterator, Mapping
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterator, Mapping
 from itertools import chain, islice
 from typing import Any, BinaryIO
 
 import orjson
 
 from dockline.config import PipelineSettings
+from dockline.csv_cells import SNIFF_ROWS, refuse_other_delimiter, typed
 from dockline.errors import PermanentError, SupersededError
 from dockline.jsonx import (
     JSONSyntaxError,
@@ -399,7 +399,7 @@ class RecordStream:
         text = io.TextIOWrapper(source, encoding=dialect.encoding, errors="strict", newline="")
         reader = csv.reader(text, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
         max_inline, route = self._settings.max_inline_bytes, self.route
-        converters = {col: _typed(kind) for col, kind in route.csv_schema.items()}
+        converters = {col: typed(kind) for col, kind in route.csv_schema.items()}
         try:
             header = next(reader, None)
             if header is None:
@@ -408,8 +408,8 @@ class RecordStream:
                 raise PermanentError("the CSV header has empty or repeated column names")
             rows: Iterator[tuple[int, list[str]]] = ((reader.line_num, row) for row in reader)
             if len(header) == 1:  # one column, or the wrong delimiter: look before storing anything
-                peeked = list(islice(rows, _SNIFF_ROWS))
-                _refuse_other_delimiter(header[0], [row for _, row in peeked], dialect.delimiter)
+                peeked = list(islice(rows, SNIFF_ROWS))
+                refuse_other_delimiter(header[0], [row for _, row in peeked], dialect.delimiter)
                 rows = chain(peeked, rows)
             for number, row in rows:
                 if not row:
@@ -428,65 +428,3 @@ class RecordStream:
             raise PermanentError(f"not valid UTF-8 near byte offset {exc.start}") from None
         except csv.Error as exc:
             raise PermanentError(f"not valid CSV: {exc}") from None
-
-
-_SNIFF_ROWS = 5
-_DELIMITERS = {",": "','", ";": "';'", "\t": "a tab", "|": "'|'"}
-
-
-def _refuse_other_delimiter(header: str, rows: list[list[str]], delimiter: str) -> None:
-    """A one-column header whose text, and the first rows', split evenly on another
-    delimiter is a misread file: say which delimiter it looks like, never store
-    one-column records. Raises PermanentError."""
-    for candidate, name in _DELIMITERS.items():
-        count = header.count(candidate)
-        if candidate == delimiter or count == 0:
-            continue
-        if all(len(row) == 1 and row[0].count(candidate) == count for row in rows if row):
-            shown = "\\t" if candidate == "\t" else candidate
-            raise PermanentError(
-                f"the CSV header is one column, but the lines look separated by {name} ({count + 1} columns); "
-                f'set csv = {{ delimiter = "{shown}" }} on its route'
-            )
-
-
-def _typed(kind: str) -> Callable[[str], Any]:
-    """A typed column's converter: a blank cell is null (a missing reading, not an error)."""
-    convert = _CSV_TYPES[kind]
-    if kind == "str":
-        return convert
-    return lambda value: None if not value or value.isspace() else convert(value)
-
-
-def _csv_int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise PermanentError(f"{value!r} is not an integer") from None
-
-
-def _csv_decimal(value: str) -> Decimal:
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise PermanentError(f"{value!r} is not a number") from None
-    if not number.is_finite():
-        raise PermanentError(f"{value!r} is not a finite number")
-    return number
-
-
-def _csv_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise PermanentError(f"{value!r} is not a boolean")
-
-
-_CSV_TYPES: dict[str, Callable[[str], Any]] = {
-    "str": str,
-    "int": _csv_int,
-    "decimal": _csv_decimal,
-    "bool": _csv_bool,
-}
