@@ -48,6 +48,8 @@ from typing import Any
 from dockline import endpoints
 from dockline.errors import ConfigError
 from dockline.models import BadRecordPolicy, ConflictPolicy, RecordMode, Status
+from dockline.route_settings import parse_routes
+from dockline.routes import DEFAULT_ROUTE, Route, RouteTable
 
 DEFAULT_SUFFIXES: tuple[str, ...] = (".json", ".jsonl", ".ndjson", ".csv")
 CONFIG_FILE_NAME = "dockline.toml"
@@ -71,6 +73,13 @@ class PipelineSettings:
     backoff_max_seconds: float = 5.0
     csv_schema: Mapping[str, str] = field(default_factory=dict)  # column -> int|decimal|bool|str
     batch_size: int = 5000  # records per ledger transaction (bounded memory, few commits)
+    routes: tuple[Route, ...] = ()  # [[routes]]; empty: this section is the one route
+    # Derived, so ``replace`` keeps it current: the routes, or this section as the default route.
+    table: RouteTable = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        default = default_route(self)
+        object.__setattr__(self, "table", RouteTable(self.routes or (default,), fallback=default))
 
     def all_suffixes(self) -> tuple[str, ...]:
         if not self.gzip:
@@ -78,8 +87,22 @@ class PipelineSettings:
         return self.suffixes + tuple(s + ".gz" for s in self.suffixes if not s.endswith(".gz"))
 
     def matches(self, key: str) -> bool:
-        """Does this (decoded) key trigger the pipeline? Case-sensitive, as in S3."""
-        return key.startswith(self.prefix) and key.endswith(self.all_suffixes())
+        """Does a route take this (decoded) key? Case-sensitive, as in S3 (``routes``)."""
+        return self.table.matches(key)
+
+
+def default_route(p: PipelineSettings) -> Route:
+    """``[pipeline]`` as a route: configurations without ``[[routes]]`` behave as before."""
+    return Route(
+        name=DEFAULT_ROUTE,
+        prefix=p.prefix,
+        suffixes=p.suffixes,
+        gzip=p.gzip,
+        records=p.records,
+        csv_schema=p.csv_schema,
+        on_bad_record=p.on_bad_record,
+        on_conflict=p.on_conflict,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +111,7 @@ class WebhookSubscription:
     timeout_seconds: float = 5.0
     headers: Mapping[str, str] = field(default_factory=dict)
     filter_status: tuple[str, ...] = ()  # empty: every message
+    filter: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # {route = [...], status = [...]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +125,7 @@ class EmailSubscription:
     password_env: str | None = None  # name of the env var holding the password
     timeout_seconds: float = 10.0
     filter_status: tuple[str, ...] = ()
+    filter: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # {route = [...], status = [...]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +187,7 @@ _ENUMS: dict[str, type[StrEnum]] = {
 
 
 def _coerce(section: str, cls: type, raw: Mapping[str, Any]) -> Any:
-    known = {f.name: f for f in fields(cls)}
+    known = {f.name: f for f in fields(cls) if f.init and f.name != "routes"}
     values: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in known:
@@ -220,6 +245,8 @@ def _subscription(raw: Any, index: int) -> WebhookSubscription | EmailSubscripti
     kind = body.pop("type", None)
     if "to" in body and isinstance(body["to"], str):
         body["to"] = [body["to"]]
+    if isinstance(body.get("filter"), dict):
+        body["filter"] = {k: tuple(v) if isinstance(v, list) else v for k, v in body["filter"].items()}
     if kind == "webhook":
         webhook: WebhookSubscription = _check_required(section, WebhookSubscription, body, ("url",))
         return _check_webhook(section, webhook)
@@ -243,6 +270,17 @@ def _check_delivery(section: str, sub: WebhookSubscription | EmailSubscription) 
     for status in sub.filter_status:
         if status not in statuses:
             raise ConfigError(f"[{section}] filter_status {status!r} is not one of {', '.join(sorted(statuses))}")
+    for attribute, values in sub.filter.items():
+        if attribute not in FILTER_ATTRIBUTES:
+            raise ConfigError(f"[{section}] filter {attribute!r} is not one of {', '.join(FILTER_ATTRIBUTES)}")
+        if not isinstance(values, tuple) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f'[{section}] filter {attribute} must be a list of strings, e.g. ["orders"]')
+        for status in values if attribute == "status" else ():
+            if status not in statuses:
+                raise ConfigError(f"[{section}] filter status {status!r} is not one of {', '.join(sorted(statuses))}")
+
+
+FILTER_ATTRIBUTES = ("route", "status")  # message attributes a local subscription can select on
 
 
 def _check_webhook(section: str, sub: WebhookSubscription) -> WebhookSubscription:
@@ -327,16 +365,24 @@ def _validate(settings: Settings) -> Settings:
 
 def parse_settings(document: Mapping[str, Any], source: Path | None = None) -> Settings:
     """Build settings from a parsed TOML document. Raises ConfigError."""
-    unknown = set(document) - {"pipeline", "local", "aws"}
+    unknown = set(document) - {"pipeline", "routes", "local", "aws"}
     if unknown:
-        raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))}; known: pipeline, local, aws")
-    pipeline = _coerce("pipeline", PipelineSettings, _table(document, "pipeline"))
+        raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))}; known: pipeline, routes, local, aws")
+    pipeline_raw = _table(document, "pipeline")
+    if "routes" in pipeline_raw:
+        raise ConfigError("[pipeline] routes: write routes as [[routes]] tables")
+    pipeline = _coerce("pipeline", PipelineSettings, pipeline_raw)
+    if "routes" in document:
+        base_dir = source.parent if source is not None else Path.cwd()
+        routes = parse_routes(document["routes"], defaults=default_route(pipeline), base_dir=base_dir)
+        pipeline = replace(pipeline, routes=routes)
     local_raw = dict(_table(document, "local"))
     subs_raw = local_raw.pop("subscriptions", [])
     if not isinstance(subs_raw, list):
         raise ConfigError("[local] subscriptions must be an array of tables ([[local.subscriptions]])")
     local = _coerce("local", LocalSettings, local_raw)
     local = replace(local, subscriptions=tuple(_subscription(s, i) for i, s in enumerate(subs_raw)))
+    _check_route_filters(pipeline, local)
     aws_raw = dict(_table(document, "aws"))
     aws_subs = aws_raw.pop("subscriptions", [])
     if not isinstance(aws_subs, list):
@@ -349,6 +395,18 @@ def parse_settings(document: Mapping[str, Any], source: Path | None = None) -> S
         ),
     )
     return _validate(Settings(pipeline=pipeline, local=local, aws=aws, source=source))
+
+
+def _check_route_filters(pipeline: PipelineSettings, local: LocalSettings) -> None:
+    """A subscription filtering on a route no configuration has would never hear anything."""
+    names = [route.name for route in pipeline.table.routes]
+    for index, sub in enumerate(local.subscriptions):
+        for name in sub.filter.get("route", ()):
+            if name not in names:
+                raise ConfigError(
+                    f"[local.subscriptions #{index + 1}] filter route {name!r} is not a route;"
+                    f" routes: {', '.join(names)}"
+                )
 
 
 def _table(document: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -391,7 +449,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     overrides: dict[str, Any] = {}
     for f in fields(PipelineSettings):
         raw = env.get(f"DOCKLINE_{f.name.upper()}")
-        if raw is None:
+        if raw is None or not f.init or f.name == "routes":  # routes have no environment form
             continue
         default = getattr(pipeline, f.name)
         value: Any

@@ -13,13 +13,14 @@ import gzip
 import hashlib
 import io
 import zlib
-from collections.abc import Callable, Iterator, Mapping
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterator, Mapping
+from itertools import chain, islice
 from typing import Any, BinaryIO
 
 import orjson
 
 from dockline.config import PipelineSettings
+from dockline.csv_cells import SNIFF_ROWS, refuse_other_delimiter, typed
 from dockline.errors import PermanentError, SupersededError
 from dockline.jsonx import (
     JSONSyntaxError,
@@ -30,7 +31,9 @@ from dockline.jsonx import (
     loads_vouched,
     shortest_numbers,
 )
-from dockline.models import BadRecord, BadRecordPolicy, Record, RecordMode
+from dockline.models import BadRecord, BadRecordPolicy, Record
+from dockline.routes import DEFAULT_ROUTE, Route
+from dockline.selectors import DEFAULT_IDS, IdSelector, MissingPath
 
 MAX_ID_BYTES = 1024
 RESERVED_PK_PREFIX = "dockline#"  # the AWS ledger keeps its own markers under this prefix
@@ -80,32 +83,49 @@ class MeteredReader(io.RawIOBase):
 
 def format_of(key: str) -> tuple[str, bool]:
     """('json' | 'lines' | 'csv', gzipped) for a key, by suffix."""
-    gz = key.endswith(".gz")
-    base = key[:-3] if gz else key
-    if base.endswith((".jsonl", ".ndjson")):
-        return "lines", gz
-    if base.endswith(".csv"):
-        return "csv", gz
-    return "json", gz
+    return _BY_SUFFIX.format_for(key)
 
 
-def derive_pk(document: Mapping[str, Any], fallback: str) -> str:
-    """The ledger key: a non-empty string ``id``, an integer ``id`` as its decimal
-    string, or ``fallback`` when there is no ``id``. Raises PermanentError otherwise."""
+_BY_SUFFIX = Route()
+
+
+def derive_pk(document: Mapping[str, Any], fallback: str, ids: IdSelector = DEFAULT_IDS) -> str:
+    """The ledger key: the id (``ids``, by default ``/id``) when it is a non-empty
+    string or an integer (as its decimal string), several parts joined with "#", or
+    ``fallback`` when the default ``/id`` is absent. Raises PermanentError otherwise."""
+    if not ids.is_default:
+        try:
+            parts = ids.values(document)
+        except MissingPath as exc:
+            raise PermanentError(str(exc)) from None
+        assert parts is not None
+        pk = "#".join(_id_text(part, where=f"id {p.text}") for part, p in zip(parts, ids.pointers, strict=True))
+        return _checked_pk(pk)
     value = document.get("id", _MISSING)
     if value is _MISSING:
         return fallback
     # The common case, cheaply: a short string id (256 chars are at most 1024 UTF-8 bytes).
     if type(value) is str and 0 < len(value) <= 256 and not value.isspace() and value[:9] != _RESERVED:
         return value
+    return _checked_pk(_id_text(value, where="id"))
+
+
+def _id_text(value: Any, *, where: str) -> str:
+    """One id part as text. Raises PermanentError for a value that cannot be an id."""
+    if type(value) is str and value.strip():
+        return value
     if isinstance(value, bool) or not isinstance(value, str | int):
         kind = "null" if value is None else type(value).__name__
         names = {"Decimal": "a decimal number", "float": "a decimal number", "dict": "an object", "list": "an array"}
         kind = names.get(kind, kind)
-        raise PermanentError(f"id must be a non-empty string or an integer, not {kind}")
-    pk = str(value)
-    if not pk.strip():
-        raise PermanentError("id is empty")
+        raise PermanentError(f"{where} must be a non-empty string or an integer, not {kind}")
+    text = str(value)
+    if not text.strip():
+        raise PermanentError(f"{where} is empty")
+    return text
+
+
+def _checked_pk(pk: str) -> str:
     size = len(pk.encode("utf-8"))
     if size > MAX_ID_BYTES:
         raise PermanentError(f"id is {size:,} bytes long; the limit is {MAX_ID_BYTES:,} bytes")
@@ -114,9 +134,10 @@ def derive_pk(document: Mapping[str, Any], fallback: str) -> str:
     return pk
 
 
-def make_record(document: Any, *, key: str, index: int | None, max_inline: int) -> Record:
+def make_record(document: Any, *, key: str, index: int | None, max_inline: int, route: Route | None = None) -> Record:
     """A ledger record from one parsed JSON value; without an id its pk is ``key``
-    (document mode) or ``key#index``. Raises PermanentError."""
+    (document mode) or ``key#index``. ``route`` picks the id and checks the record
+    against its schema. Raises PermanentError."""
     if type(document) is not dict:
         kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(document), "a number")
         if document is None:
@@ -124,14 +145,21 @@ def make_record(document: Any, *, key: str, index: int | None, max_inline: int) 
         hint = ' (set records = "split" to ingest one record per element)' if isinstance(document, list) else ""
         where = "the document" if index is None else "the record"
         raise PermanentError(f"{where} is {kind}, not a JSON object{hint}")
-    pk = derive_pk(document, key if index is None else f"{key}#{index}")
+    fallback = key if index is None else f"{key}#{index}"
+    name = DEFAULT_ROUTE if route is None else route.name
+    if route is None or route.plain:
+        pk = derive_pk(document, fallback)
+    else:
+        if route.schema is not None and (problem := route.schema.problem(document)) is not None:
+            raise PermanentError(problem)
+        pk = derive_pk(document, fallback, route.ids)
     canonical = dumps(document)
     if len(canonical) > max_inline:  # keep the hash, drop the bytes
-        return Record(pk, None, hashlib.sha256(canonical).hexdigest(), index, True, len(canonical))
-    return Record(pk, document, None, index, False, len(canonical), canonical.decode())
+        return Record(pk, None, hashlib.sha256(canonical).hexdigest(), index, True, len(canonical), "", name)
+    return Record(pk, document, None, index, False, len(canonical), canonical.decode(), name)
 
 
-def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int) -> list[Record] | None:
+def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int, route: str) -> list[Record] | None:
     """Records for a block of JSON Lines in one pass, or None when any line needs care
     (a blank or bad line, not an object, an unusual id, an oversized record).
 
@@ -162,7 +190,7 @@ def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int) -> 
         else:
             return None
     return [
-        Record(pk, document, None, offset, False, size, canonical)
+        Record(pk, document, None, offset, False, size, canonical, route)
         for offset, (pk, document, canonical, size) in enumerate(
             zip(pks, documents, canonicals, sizes, strict=True), number + 1
         )
@@ -188,15 +216,22 @@ class RecordStream:
     """
 
     def __init__(
-        self, stream: BinaryIO, *, key: str, settings: PipelineSettings, expected_sha256: str | None = None
+        self,
+        stream: BinaryIO,
+        *,
+        key: str,
+        settings: PipelineSettings,
+        expected_sha256: str | None = None,
+        route: Route | None = None,
     ) -> None:
         self._expected_sha256 = expected_sha256
         self.key = key
         self.skipped: list[BadRecord] = []
         self.skipped_total = 0
         self._settings = settings
-        self._format, self._gz = format_of(key)
-        self.multi = self._format != "json" or settings.records is RecordMode.SPLIT
+        self.route = route or settings.table.route_or_fallback(key)
+        self._format, self._gz = self.route.format_for(key)
+        self.multi = self.route.multi_for(key)
         self._raw = MeteredReader(stream, limit=settings.max_object_bytes, what="the object")
 
     @property
@@ -237,7 +272,7 @@ class RecordStream:
             raise PermanentError("the file is empty")
 
     def _bad(self, index: int, reason: str, *, column: int | None = None) -> None:
-        if self._settings.on_bad_record is BadRecordPolicy.FAIL_FILE or not self.multi:
+        if self.route.on_bad_record is BadRecordPolicy.FAIL_FILE or not self.multi:
             where = f"line {index}" if self._format != "json" else f"element {index}"
             raise PermanentError(f"{where}, column {column}: {reason}" if column else f"{where}: {reason}")
         if column:
@@ -260,28 +295,46 @@ class RecordStream:
         if not data.strip():
             raise PermanentError("the file is empty" if not data else "the file is blank (whitespace only)")
         document = loads(data)
-        max_inline = self._settings.max_inline_bytes
-        if not self.multi or not isinstance(document, list):
-            yield make_record(document, key=self.key, index=None, max_inline=max_inline)
+        max_inline, route = self._settings.max_inline_bytes, self.route
+        if route.selector is not None:
+            document = self._selected(document)
+        elif not self.multi or not isinstance(document, list):
+            yield make_record(document, key=self.key, index=None, max_inline=max_inline, route=route)
             return
         for index, element in enumerate(document, start=1):
             try:
-                record = make_record(element, key=self.key, index=index, max_inline=max_inline)
+                record = make_record(element, key=self.key, index=index, max_inline=max_inline, route=route)
             except PermanentError as exc:
                 self._bad(index, str(exc))
                 continue
             yield record
 
+    def _selected(self, document: Any) -> list[Any]:
+        """The array the route's record selector names. Raises PermanentError."""
+        assert self.route.selector is not None
+        where = self.route.selector.text
+        try:
+            records = self.route.selector.resolve(document)
+        except MissingPath as exc:
+            raise PermanentError(f"records {where} is missing: {exc}") from None
+        if type(records) is not list:
+            kind = "an object" if type(records) is dict else "not an array"
+            raise PermanentError(f"records {where} is {kind}, not an array of records")
+        return records
+
     def _lines(self, source: BinaryIO) -> Iterator[Record]:
+        if not self.route.plain:
+            yield from self._lines_routed(source)
+            return
         max_inline = self._settings.max_inline_bytes
-        key = self.key
+        key, route = self.key, self.route.name
         seen_text = False
         number = 0
         while lines := source.readlines(_LINE_BLOCK):
             # One scan vouches for the whole block, and a block of well-formed objects with
             # plain ids is decoded in one pass; anything else goes line by line below.
             vouched = fast_path_safe(b"".join(lines))
-            if vouched and (fast := _plain_block(lines, key, number, max_inline)) is not None:
+            if vouched and (fast := _plain_block(lines, key, number, max_inline, route)) is not None:
                 number += len(lines)
                 seen_text = True
                 yield from fast
@@ -300,7 +353,7 @@ class RecordStream:
                     if pk is _MISSING:
                         pk = f"{key}#{number}"
                     elif not (type(pk) is str and 0 < len(pk) <= 256 and not pk.isspace() and pk[:9] != _RESERVED):
-                        yield make_record(document, key=key, index=number, max_inline=max_inline)
+                        yield make_record(document, key=key, index=number, max_inline=max_inline, route=self.route)
                         continue
                     canonical = dumps(document)
                 except JSONSyntaxError as exc:
@@ -313,25 +366,52 @@ class RecordStream:
                     self._bad(number, str(exc))
                     continue
                 if len(canonical) > max_inline:
-                    yield Record(pk, None, hashlib.sha256(canonical).hexdigest(), number, True, len(canonical))
+                    digest = hashlib.sha256(canonical).hexdigest()
+                    yield Record(pk, None, digest, number, True, len(canonical), "", route)
                 else:
-                    yield Record(pk, document, None, number, False, len(canonical), canonical.decode())
+                    yield Record(pk, document, None, number, False, len(canonical), canonical.decode(), route)
+        if not seen_text and self._raw.count:
+            raise PermanentError("the file is blank (whitespace only)")
+
+    def _lines_routed(self, source: BinaryIO) -> Iterator[Record]:
+        """JSON Lines whose route picks its own id or checks a schema: one line at a time."""
+        max_inline, key, route = self._settings.max_inline_bytes, self.key, self.route
+        seen_text = False
+        for number, line in enumerate(source, start=1):
+            if line.isspace():
+                continue
+            seen_text = True
+            try:
+                record = make_record(loads(line), key=key, index=number, max_inline=max_inline, route=route)
+            except JSONSyntaxError as exc:
+                column = exc.column if exc.line == 1 else len(line.decode("utf-8", "replace").rstrip("\r\n")) + 1
+                self._bad(number, exc.what, column=column)
+                continue
+            except PermanentError as exc:
+                self._bad(number, str(exc))
+                continue
+            yield record
         if not seen_text and self._raw.count:
             raise PermanentError("the file is blank (whitespace only)")
 
     def _csv(self, source: BinaryIO) -> Iterator[Record]:
-        text = io.TextIOWrapper(source, encoding="utf-8-sig", errors="strict", newline="")
-        reader = csv.reader(text)
-        max_inline = self._settings.max_inline_bytes
-        converters = {col: _CSV_TYPES[kind] for col, kind in self._settings.csv_schema.items()}
+        dialect = self.route.csv
+        text = io.TextIOWrapper(source, encoding=dialect.encoding, errors="strict", newline="")
+        reader = csv.reader(text, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
+        max_inline, route = self._settings.max_inline_bytes, self.route
+        converters = {col: typed(kind) for col, kind in route.csv_schema.items()}
         try:
             header = next(reader, None)
             if header is None:
                 return
             if len(set(header)) != len(header) or not all(h.strip() for h in header):
                 raise PermanentError("the CSV header has empty or repeated column names")
-            for row in reader:
-                number = reader.line_num
+            rows: Iterator[tuple[int, list[str]]] = ((reader.line_num, row) for row in reader)
+            if len(header) == 1:  # one column, or the wrong delimiter: look before storing anything
+                peeked = list(islice(rows, SNIFF_ROWS))
+                refuse_other_delimiter(header[0], [row for _, row in peeked], dialect.delimiter)
+                rows = chain(peeked, rows)
+            for number, row in rows:
                 if not row:
                     continue
                 if len(row) != len(header):
@@ -339,7 +419,7 @@ class RecordStream:
                     continue
                 try:
                     document = {h: converters.get(h, str)(v) for h, v in zip(header, row, strict=True)}
-                    record = make_record(document, key=self.key, index=number, max_inline=max_inline)
+                    record = make_record(document, key=self.key, index=number, max_inline=max_inline, route=route)
                 except PermanentError as exc:
                     self._bad(number, str(exc))
                     continue
@@ -348,37 +428,3 @@ class RecordStream:
             raise PermanentError(f"not valid UTF-8 near byte offset {exc.start}") from None
         except csv.Error as exc:
             raise PermanentError(f"not valid CSV: {exc}") from None
-
-
-def _csv_int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise PermanentError(f"{value!r} is not an integer") from None
-
-
-def _csv_decimal(value: str) -> Decimal:
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise PermanentError(f"{value!r} is not a number") from None
-    if not number.is_finite():
-        raise PermanentError(f"{value!r} is not a finite number")
-    return number
-
-
-def _csv_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise PermanentError(f"{value!r} is not a boolean")
-
-
-_CSV_TYPES: dict[str, Callable[[str], Any]] = {
-    "str": str,
-    "int": _csv_int,
-    "decimal": _csv_decimal,
-    "bool": _csv_bool,
-}

@@ -57,6 +57,7 @@ class RecordMode(StrEnum):
 
     DOCUMENT = "document"  # one item per file (the seed's behaviour)
     SPLIT = "split"  # a top-level array gives one item per element
+    LINES = "lines"  # the file is JSON Lines whatever its suffix (e.g. AWS's ".log.gz")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class Record:
     oversized: bool = False
     payload_bytes: int = 0
     canonical: str = ""  # str, not bytes: orjson's bytes keep a 4 KiB buffer each
+    route: str = "default"  # the name of the route that read it (``routes``)
 
     @property
     def content_hash(self) -> str:

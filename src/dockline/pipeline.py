@@ -34,10 +34,13 @@ def _batched(items: Iterator[Record], size: int) -> Iterator[list[Record]]:
         yield chunk
 
 
-def notification_for(outcome: Outcome) -> Notification:
-    """The message a settled file gets. Attributes are strings, for subscription filters."""
+def notification_for(outcome: Outcome, *, route: str | None = None) -> Notification:
+    """The message a settled file gets. Attributes are strings, for subscription filters
+    (SNS filter policies, local ``filter = { route = [...], status = [...] }``)."""
     ref = outcome.ref
     attributes = {"status": str(outcome.status), "key": ref.key, "bucket": ref.bucket}
+    if route is not None:
+        attributes["route"] = route
     if outcome.pk:
         attributes["pk"] = outcome.pk
     if outcome.reprocessed:
@@ -153,7 +156,8 @@ class Pipeline:
         try:
             if outcome.status is Status.FAILED and self.dead_letters is not None:
                 self._dead_letter(outcome)
-            notification = notification_for(outcome)
+            route = self.settings.table.route_or_fallback(outcome.ref.key).name  # the key decides, as it did
+            notification = notification_for(outcome, route=route)
             self.retry.call(lambda: self.notifier.publish(notification))
             self.retry.call(lambda: self.ledger.mark_notified(outcome))
         except TransientError as exc:
@@ -178,7 +182,7 @@ class Pipeline:
             )
             for chunk in _batched(stream.records(), self.settings.batch_size):
                 wrote[:] = [True]  # before the call: a write may fail after storing part of it
-                tally.add(self.ledger.write(ref, chunk, policy=self.settings.on_conflict, now=self.now()))
+                tally.add(self.ledger.write(ref, chunk, policy=stream.route.on_conflict, now=self.now()))
 
         return self._classify(ref, stream, tally, attempt)
 

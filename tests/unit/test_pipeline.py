@@ -52,6 +52,7 @@ def test_processed_file_gets_the_seed_subject_and_filterable_attributes() -> Non
         "key": "incoming/red flower.json",
         "bucket": "b",
         "pk": "17",
+        "route": "default",  # issue 9: every notification names its route ([pipeline] alone is "default")
     }
 
 

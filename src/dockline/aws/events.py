@@ -88,7 +88,7 @@ def parse_event(event: Any, settings: PipelineSettings) -> ParsedEvent:
     Never raises, whatever ``event`` holds: each record is parsed on its own, and one
     that is not understood ends up in ``malformed`` without touching the others.
     """
-    return _parse(event, settings.matches)
+    return _parse(event, settings.table.matches)  # the routes decide, as on the local engine
 
 
 def object_refs(event: Any) -> ParsedEvent:
@@ -243,7 +243,7 @@ def _accept(
 ) -> None:
     raw_key = raw_key if raw_key is not None and raw_key != ref.key and matches(raw_key) else None
     if not matches(ref.key) and raw_key is None:
-        parsed.skipped.append(f"{ref.key!r} does not match the pipeline's prefix and suffixes")
+        parsed.skipped.append(f"{ref.key!r} matches no route (prefix and suffixes)")
         return
     parsed.items.append(WorkItem(ref=ref, message_id=message_id, attempts=attempts, raw_key=raw_key))
 

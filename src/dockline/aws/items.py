@@ -217,6 +217,7 @@ def record_item(ref: ObjectRef, record: Record, *, received_at: str, now: str) -
     item: Item = {"pk": s(record.pk), **_common(ref, status="processed", received_at=received_at, now=now)}
     item["content_hash"] = s(record.content_hash)
     item["payload_bytes"] = n(record.payload_bytes)
+    item["route"] = s(record.route)  # for readers and filters: which route read it
     if record.index is not None:
         item["record_index"] = n(record.index)
     if not record.oversized:

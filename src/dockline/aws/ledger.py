@@ -42,10 +42,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dockline.aws import items as it
 from dockline.aws.errors import error_code, error_message, is_retryable, translate
 from dockline.config import PipelineSettings
-from dockline.decode import format_of
 from dockline.errors import DocklineError, PermanentError, TransientError
 from dockline.ledger import Existing, LedgerBase, Verdict, Verdicts, judge
-from dockline.models import ConflictPolicy, ObjectRef, Outcome, Record, RecordMode, Status
+from dockline.models import ConflictPolicy, ObjectRef, Outcome, Record, Status
 from dockline.pipeline import iso
 
 if TYPE_CHECKING:
@@ -461,7 +460,7 @@ class DynamoDBLedger(LedgerBase):
 
     # -- plumbing ----------------------------------------------------------------------
     def _is_multi(self, ref: ObjectRef) -> bool:
-        return format_of(ref.key)[0] != "json" or self._settings.records is RecordMode.SPLIT
+        return self._settings.table.route_or_fallback(ref.key).multi_for(ref.key)
 
     def _remember(self, ref: ObjectRef, state: _FileState) -> None:
         self._states[ref.identity] = state

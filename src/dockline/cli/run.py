@@ -112,11 +112,13 @@ def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool, strict: b
             summary = engine.run_once(workers=workers, progress=progress, stop=stopper.stop)
         stopper.finish(summary)
         return
-    say(
-        err,
-        f"watching {engine.bucket_dir} for {engine.settings.pipeline.prefix}* "
-        f"({', '.join(engine.settings.pipeline.all_suffixes())}); Ctrl-C to stop",
+    routes = engine.settings.pipeline.table.routes
+    watched = (
+        f"{routes[0].prefix}* ({', '.join(routes[0].all_suffixes())})"
+        if len(routes) == 1
+        else f"{len(routes)} routes ({', '.join(f'{r.name}: {r.prefix}*' for r in routes)})"
     )
+    say(err, f"watching {engine.bucket_dir} for {watched}; Ctrl-C to stop")
     engine.watch(
         workers=workers,
         stop=stopper.stop,

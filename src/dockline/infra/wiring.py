@@ -128,6 +128,8 @@ def pipeline_environment(pipeline: PipelineSettings) -> dict[str, str]:
     """
     env: dict[str, str] = {}
     for f in fields(PipelineSettings):
+        if not f.init or f.name == "routes":  # routes have no environment form (issue 9)
+            continue
         value: Any = getattr(pipeline, f.name)
         name = f"DOCKLINE_{f.name.upper()}"
         if isinstance(value, bool):

@@ -117,11 +117,15 @@ _DELIVERY_COLUMNS = {
     "scheduled_from": "TEXT",  # ISO start of the retry horizon: first publish, or the last redeliver
 }
 
-# Reprocess (local/reprocess.py): how often a version was reopened, and which of those runs
-# wrote an item. Added in place like the deliveries' columns; 0 in old rows (never reopened).
-_REPROCESS_COLUMNS = {
+# Columns added in place after schema 2, like the deliveries' (old data dirs keep working):
+# (table, column) -> type.
+_ADDED_COLUMNS = {
+    # Reprocess (local/reprocess.py): how often a version was reopened, and which of those
+    # runs wrote an item; 0 in old rows (never reopened).
     ("files", "generation"): "INTEGER NOT NULL DEFAULT 0",
     ("items", "generation"): "INTEGER NOT NULL DEFAULT 0",
+    # The route that read the record (issue 9); NULL: the default route ([pipeline]).
+    ("items", "route"): "TEXT",
 }
 
 
@@ -269,7 +273,7 @@ class Database:
             found = conn.execute("PRAGMA user_version").fetchone()[0]
             present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             scheduled = "deliveries" in present and _DELIVERY_COLUMNS.keys() <= _columns(conn, "deliveries")
-            scheduled = scheduled and all(c in _columns(conn, t) for t, c in _REPROCESS_COLUMNS)
+            scheduled = scheduled and all(c in _columns(conn, t) for t, c in _ADDED_COLUMNS)
         except sqlite3.Error as exc:
             raise translate(exc) from exc
         if found not in (0, SCHEMA_VERSION):
@@ -302,7 +306,7 @@ class Database:
             for name, kind in _DELIVERY_COLUMNS.items():
                 if name not in _columns(conn, "deliveries"):
                     conn.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
-            for (table, name), kind in _REPROCESS_COLUMNS.items():
+            for (table, name), kind in _ADDED_COLUMNS.items():
                 if name not in _columns(conn, table):
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
             conn.execute("CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at)")

@@ -81,7 +81,7 @@ class LocalEngine:
         self.bucket_dir = data_dir / "bucket"
         self.staging_dir = data_dir / "tmp"  # outside the bucket: never seen by a scan
         if not read_only:
-            _prepare_data_dir(data_dir, self.bucket_dir, prefix=settings.pipeline.prefix)
+            _prepare_data_dir(data_dir, self.bucket_dir, prefixes=settings.pipeline.table.prefixes)
         self.db = Database(
             data_dir / "dockline.db",
             read_only=read_only,
@@ -371,9 +371,9 @@ class LocalEngine:
         return results
 
 
-def _prepare_data_dir(data_dir: Path, bucket_dir: Path, *, prefix: str = "") -> None:
-    """Create the data dir (its parent must exist), its bucket folder and the prefix's folder
-    in it (``incoming/``, so a plain ``cp x.json bucket/incoming/`` works); one line if not."""
+def _prepare_data_dir(data_dir: Path, bucket_dir: Path, *, prefixes: tuple[str, ...] = ()) -> None:
+    """Create the data dir (its parent must exist), its bucket folder and each route prefix's
+    folder in it (``incoming/``, so a plain ``cp x.json bucket/incoming/`` works); one line if not."""
     if not data_dir.is_dir():
         parent = data_dir.absolute().parent
         if not parent.is_dir():
@@ -390,7 +390,8 @@ def _prepare_data_dir(data_dir: Path, bucket_dir: Path, *, prefix: str = "") -> 
         if exc.errno in (errno.ENOSPC, errno.EIO):
             raise StorageError(what) from exc
         raise DocklineError(what + " (read-only commands such as `dockline files list` still work)") from exc
-    _make_prefix_folder(bucket_dir, prefix)
+    for prefix in prefixes:
+        _make_prefix_folder(bucket_dir, prefix)
 
 
 def _make_prefix_folder(bucket_dir: Path, prefix: str) -> None:

@@ -23,19 +23,23 @@ from dockline.errors import BusyError
 from dockline.ledger import Existing, LedgerBase, Verdict, Verdicts, judge
 from dockline.local.db import Database
 from dockline.models import BadRecord, ConflictPolicy, ObjectRef, Outcome, Record, Status
+from dockline.routes import DEFAULT_ROUTE
 
 _HOST = socket.gethostname()
 
-_INSERT = "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT = (
+    "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at, route)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 # A reprocess's run (generation > 0) takes over the items its own version's earlier runs
 # wrote, in the insert itself: ``judge``'s stale rule, done by SQLite for the whole batch.
 # Everything else that is taken (another file's item, one this run wrote) is left to
 # ``_judge_taken`` as in a first run.
 _INSERT_GENERATION = (
-    "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at, generation)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pk) DO UPDATE SET payload = excluded.payload,"
+    "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at, route, generation)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pk) DO UPDATE SET payload = excluded.payload,"
     " content_hash = excluded.content_hash, record_index = excluded.record_index,"
-    " processed_at = excluded.processed_at, generation = excluded.generation"
+    " processed_at = excluded.processed_at, route = excluded.route, generation = excluded.generation"
     " WHERE items.file_id = excluded.file_id AND items.generation < excluded.generation"
 )
 _EXISTING = (
@@ -157,11 +161,13 @@ class SQLiteLedger(LedgerBase):
     def _store(self, ref: ObjectRef, records: Sequence[Record], policy: ConflictPolicy, now: str) -> Verdicts:
         with self.db.transaction() as conn:
             file_id, generation = self._file_id(conn, ref, now)
-            # Rows stay narrow: the object's bucket, key and version live once, in files.
+            # Rows stay narrow: the object's bucket, key and version live once, in files; a
+            # file has one route, and the default route is NULL (as in rows from before routes).
+            route = records[0].route if records and records[0].route != DEFAULT_ROUTE else None
             rows = [
-                (r.pk, None, r.content_hash, file_id, r.index, now)
+                (r.pk, None, r.content_hash, file_id, r.index, now, route)
                 if r.oversized
-                else (r.pk, r.canonical, None, file_id, r.index, now)
+                else (r.pk, r.canonical, None, file_id, r.index, now, route)
                 for r in records
             ]
             before = conn.total_changes

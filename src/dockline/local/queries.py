@@ -27,11 +27,22 @@ from dockline.errors import UsageError
 from dockline.jsonx import loads_exact
 from dockline.local.db import Database, translate
 from dockline.models import Status
+from dockline.routes import DEFAULT_ROUTE
 
 _ITEM_COLUMNS = (
     "i.pk, i.payload, i.content_hash, f.bucket, f.key, f.version, f.size, i.record_index, f.event_time,"
-    " i.processed_at FROM items i JOIN files f ON f.id = i.file_id"
+    " i.processed_at, i.route FROM items i JOIN files f ON f.id = i.file_id"
 )
+
+
+def _item_columns(db: Database) -> str:
+    """The item columns; a data dir from before routes, opened read-only (so not upgraded
+    in place), has no ``items.route``: it reads as NULL."""
+    if any(row[1] == "route" for row in db.query("PRAGMA table_info(items)")):
+        return _ITEM_COLUMNS
+    return _ITEM_COLUMNS.replace("i.route", "NULL AS route")
+
+
 _FILE_COLUMNS = (
     "bucket, key, version, status, error, pk, attempts, records, duplicates, conflicts, skipped,"
     " skipped_total, size, received_at, updated_at, notified FROM files"
@@ -140,14 +151,14 @@ def item_rows(db: Database, where: Filter = Filter(), *, order: str = "newest") 
         "pk": " ORDER BY i.pk",
     }[order]
     if where.limit is None:
-        return _stream(db, f"SELECT {_ITEM_COLUMNS}{filtered}{ordered}", params)
+        return _stream(db, f"SELECT {_item_columns(db)}{filtered}{ordered}", params)
     if where.limit > _PAGE_BY_PK or order == "pk":
-        return _stream(db, f"SELECT {_ITEM_COLUMNS}{filtered}{ordered} LIMIT ?", [*params, where.limit])
+        return _stream(db, f"SELECT {_item_columns(db)}{filtered}{ordered} LIMIT ?", [*params, where.limit])
     # Sorting 5M whole rows (payloads, joined file columns) to keep 50 takes ~6 s;
     # sorting their (time, pk) pairs, then reading those 50 rows by pk, ~1 s.
     join = " JOIN files f ON f.id = i.file_id" if where.key else ""
     page = f"SELECT i.pk FROM items i{join}{filtered}{ordered} LIMIT ?"  # noqa: S608 (our clauses; values bound)
-    return _stream(db, f"SELECT {_ITEM_COLUMNS} WHERE i.pk IN ({page}){ordered}", [*params, where.limit])
+    return _stream(db, f"SELECT {_item_columns(db)} WHERE i.pk IN ({page}){ordered}", [*params, where.limit])
 
 
 def count_items(db: Database, where: Filter = Filter()) -> int:
@@ -180,6 +191,8 @@ def item(row: sqlite3.Row, *, raw: bool = False) -> dict[str, Any]:
     }
     if row["record_index"] is not None:
         shown["record_index"] = row["record_index"]
+    # NULL: the default route ([pipeline]), which also read every item written before routes
+    shown["route"] = row["route"] or DEFAULT_ROUTE
     if payload is None:  # too big to store inline: a reference to the object plus its hash
         shown["oversized"] = True
         shown["payload_ref"] = f"{row['bucket']}/{row['key']}?sha256={row['version']}"
@@ -192,7 +205,7 @@ def list_items(db: Database, *, limit: int | None = None) -> list[dict[str, Any]
 
 
 def get_item(db: Database, pk: str) -> dict[str, Any] | None:
-    rows = db.query(f"SELECT {_ITEM_COLUMNS} WHERE i.pk = ?", (pk,))
+    rows = db.query(f"SELECT {_item_columns(db)} WHERE i.pk = ?", (pk,))
     return item(rows[0]) if rows else None
 
 

@@ -71,13 +71,22 @@ class Subscription(ABC):
     used in logs and the deliveries table; it never contains a password or query string.
     """
 
-    def __init__(self, *, name: str, filter_status: Iterable[str] = ()) -> None:
+    def __init__(
+        self, *, name: str, filter_status: Iterable[str] = (), filter: Mapping[str, Iterable[str]] | None = None
+    ) -> None:
         self.name = name
-        self.filter_status = frozenset(filter_status)
+        # attribute -> accepted values; ``filter_status`` is the older spelling of filter.status
+        wanted = {attribute: frozenset(values) for attribute, values in (filter or {}).items() if values}
+        if filter_status:
+            wanted["status"] = wanted.get("status", frozenset()) | frozenset(filter_status)
+        self.filter = wanted
+        self.filter_status = wanted.get("status", frozenset())
 
     def wants(self, notification: Notification) -> bool:
-        """Does this subscription take ``notification``? Empty ``filter_status`` takes all."""
-        return not self.filter_status or notification.attributes.get("status") in self.filter_status
+        """Does this subscription take ``notification``? Each filtered attribute (route,
+        status) must hold one of its listed values, as in an SNS filter policy; no filter takes all."""
+        attributes = notification.attributes
+        return all(attributes.get(attribute) in values for attribute, values in self.filter.items())
 
     @abstractmethod
     def deliver(self, notification: Notification, *, published_at: str, notification_id: int) -> None:
@@ -122,7 +131,9 @@ class WebhookSubscription(Subscription):
                 raise ConfigError(f"webhook header {key!r} has a name or value that cannot be sent")
             if key.lower() in _RESERVED_HEADERS:
                 raise ConfigError(f"webhook header {key!r} is set by dockline and cannot be configured")
-        super().__init__(name=f"webhook:{_redact_url(settings.url)}", filter_status=settings.filter_status)
+        super().__init__(
+            name=f"webhook:{_redact_url(settings.url)}", filter_status=settings.filter_status, filter=settings.filter
+        )
         self.settings = settings
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""  # never empty: url_problem insists on a host
@@ -221,7 +232,9 @@ class EmailSubscription(Subscription):
                 f"email subscription for {settings.username!r} needs password_env, the name of the"
                 " environment variable holding the password"
             )
-        super().__init__(name=f"email:{','.join(settings.to)}", filter_status=settings.filter_status)
+        super().__init__(
+            name=f"email:{','.join(settings.to)}", filter_status=settings.filter_status, filter=settings.filter
+        )
         self.settings = settings
         self._env = os.environ if env is None else env
         self._ssl_context = ssl_context

@@ -42,7 +42,9 @@ def walk(root: Path, pipeline: PipelineSettings) -> Iterator[Found]:
         yield Found("./", root.stat(), refused=("denied",))
         return
     rel = ""
-    for part in pipeline.prefix.split("/")[:-1]:  # straight to the prefix's folder
+    # Straight to the folder all routes' prefixes share (the prefix's folder, with one route).
+    shared = os.path.commonprefix(list(pipeline.table.prefixes))  # noqa: RUF071 -- by character: the cut below drops a part-folder
+    for part in shared.split("/")[:-1]:
         try:
             inner = os.open(part, _FOLDER, dir_fd=fd)
         except PermissionError:
@@ -109,7 +111,7 @@ def _walk_folder(fd: int, rel: str, pipeline: PipelineSettings) -> Generator[Fou
         return subfolders
     except OSError:
         return subfolders  # removed meanwhile
-    prefix = pipeline.prefix
+    table = pipeline.table
     for entry in entries:
         name = entry.name
         if name.startswith("."):
@@ -119,9 +121,9 @@ def _walk_folder(fd: int, rel: str, pipeline: PipelineSettings) -> Generator[Fou
             if entry.is_dir(follow_symlinks=False):
                 folder_key = f"{key}/"
                 # Can keys below it match the prefix?
-                if folder_key.startswith(prefix) or prefix.startswith(folder_key):
+                if table.could_hold(folder_key):
                     subfolders.append(name)
-            elif pipeline.matches(key):
+            elif table.matches(key):
                 yield Found(key, entry.stat(follow_symlinks=False), folder=fd, name=name)
         except FileNotFoundError:
             continue

@@ -1,0 +1,164 @@
+"""Which rules a key is processed by: the one routing rule for both engines.
+
+A route names a prefix and suffixes (each also with ``.gz``), and how its files become
+records: format, record selector, id selector, CSV dialect, schema, and what bad
+records and conflicts do. The first route whose prefix and suffix match a key takes
+it. ``[pipeline]`` alone is one route, named ``default``, so old configurations behave
+as before. The local scan, the local engine, the Lambda's event parser and the core's
+decoder all ask a ``RouteTable``; nothing else decides whether a key is ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from dockline.errors import ConfigError
+from dockline.models import BadRecordPolicy, ConflictPolicy, RecordMode
+from dockline.selectors import DEFAULT_IDS, IdSelector, Pointer
+from dockline.validation import SchemaCheck
+
+DEFAULT_ROUTE = "default"
+
+
+class Format(StrEnum):
+    JSON = "json"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+ENCODINGS = ("utf-8", "utf-8-sig", "latin-1")
+
+
+@dataclass(frozen=True, slots=True)
+class CsvDialect:
+    delimiter: str = ","
+    quotechar: str = '"'
+    encoding: str = "utf-8-sig"  # a leading byte-order mark is skipped, as before
+
+
+def format_of_suffix(suffix: str) -> Format | None:
+    """The format a suffix implies (``.gz`` looked through), or None."""
+    base = suffix.removesuffix(".gz")
+    if base.endswith((".jsonl", ".ndjson")):
+        return Format.JSONL
+    if base.endswith(".csv"):
+        return Format.CSV
+    if base.endswith(".json"):
+        return Format.JSON
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One feed's rules. ``format`` None: by the key's suffix (JSON when it says nothing)."""
+
+    name: str = DEFAULT_ROUTE
+    prefix: str = "incoming/"
+    suffixes: tuple[str, ...] = (".json", ".jsonl", ".ndjson", ".csv")
+    format: Format | None = None
+    records: RecordMode = RecordMode.DOCUMENT
+    selector: Pointer | None = None  # records = "/Records": the array inside one document
+    ids: IdSelector = DEFAULT_IDS
+    csv: CsvDialect = field(default_factory=CsvDialect)
+    csv_schema: Mapping[str, str] = field(default_factory=dict)
+    schema: SchemaCheck | None = None
+    on_bad_record: BadRecordPolicy = BadRecordPolicy.FAIL_FILE
+    on_conflict: ConflictPolicy = ConflictPolicy.REJECT
+    gzip: bool = True
+
+    def all_suffixes(self) -> tuple[str, ...]:
+        if not self.gzip:
+            return self.suffixes
+        return self.suffixes + tuple(s + ".gz" for s in self.suffixes if not s.endswith(".gz"))
+
+    def matches(self, key: str) -> bool:
+        """Does this route take the (decoded) key? Case-sensitive, as in S3."""
+        return key.startswith(self.prefix) and key.endswith(self.all_suffixes())
+
+    @property
+    def plain(self) -> bool:
+        """No per-record step beyond today's: the decoder's fast paths apply."""
+        return self.ids.is_default and self.schema is None
+
+    def format_for(self, key: str) -> tuple[str, bool]:
+        """('json' | 'lines' | 'csv', gzipped) for a key of this route."""
+        gz = key.endswith(".gz")
+        fmt = self.format or format_of_suffix(key) or Format.JSON
+        if self.records is RecordMode.LINES:
+            fmt = Format.JSONL
+        return ("lines" if fmt is Format.JSONL else str(fmt)), gz
+
+    def multi_for(self, key: str) -> bool:
+        """Does a file under this key map to many records (lines, rows, array elements)?"""
+        return self.format_for(key)[0] != "json" or self.records is RecordMode.SPLIT
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """The routes in order; ``fallback`` processes a key no route takes (a file put by
+    hand, a redrive after the routes changed): ``[pipeline]``'s rules."""
+
+    routes: tuple[Route, ...]
+    fallback: Route = field(default_factory=Route)
+
+    def route_for(self, key: str) -> Route | None:
+        for route in self.routes:
+            if route.matches(key):
+                return route
+        return None
+
+    def matches(self, key: str) -> bool:
+        return self.route_for(key) is not None
+
+    def route_or_fallback(self, key: str) -> Route:
+        return self.route_for(key) or self.fallback
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.prefix for r in self.routes))
+
+    def could_hold(self, folder_key: str) -> bool:
+        """Can keys below ``folder_key`` ("a/b/") match a route? (prunes the scan)"""
+        return any(folder_key.startswith(p) or p.startswith(folder_key) for p in self.prefixes)
+
+
+def check_routes(routes: tuple[Route, ...]) -> None:
+    """Refuse, in one line naming the route and the field, routes that could never
+    match a key or that shadow one another. Raises ConfigError."""
+    seen: dict[str, Route] = {}
+    for route in routes:
+        where = f"[[routes]] {route.name!r}"
+        if route.name in seen:
+            raise ConfigError(f"{where} name: two routes are named {route.name!r}")
+        if route.prefix.startswith("/") or ".." in route.prefix.split("/"):
+            raise ConfigError(f"{where} prefix {route.prefix!r} can never match: keys are relative, without '..'")
+        if not route.suffixes:
+            raise ConfigError(f"{where} suffixes must name at least one suffix")
+        for suffix in route.suffixes:
+            if not isinstance(suffix, str) or not suffix.startswith(".") or suffix == ".gz":
+                raise ConfigError(f"{where} suffixes: {suffix!r} must start with '.' and name a format")
+            if route.format is None and format_of_suffix(suffix) is None:
+                raise ConfigError(f"{where} suffixes: {suffix!r} does not say json, jsonl or csv; set format")
+        _check_records(where, route)
+        for earlier in seen.values():
+            if route.prefix.startswith(earlier.prefix) and all(
+                s.endswith(earlier.all_suffixes()) for s in route.all_suffixes()
+            ):
+                raise ConfigError(
+                    f"{where} prefix/suffixes can never match: route {earlier.name!r} comes first and takes "
+                    f"every key it would ({earlier.prefix!r} with {', '.join(earlier.suffixes)})"
+                )
+        seen[route.name] = route
+
+
+def _check_records(where: str, route: Route) -> None:
+    formats = {route.format or format_of_suffix(s) for s in route.suffixes}
+    if route.selector is not None and formats != {Format.JSON}:
+        shown = route.selector.text
+        raise ConfigError(f"{where} records = {shown!r} needs format json: it picks an array in one document")
+    if route.records is RecordMode.LINES and route.format not in (None, Format.JSONL):
+        raise ConfigError(f"{where} records = 'lines' reads JSON Lines, but format is {str(route.format)!r}")
+    if Format.CSV not in formats and (route.csv != CsvDialect() or route.csv_schema):
+        raise ConfigError(f"{where} csv: the route reads no CSV files (its suffixes and format say otherwise)")
