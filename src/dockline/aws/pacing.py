@@ -36,13 +36,13 @@ class TokenBucket:
 
     def acquire(self, n: float = 1.0) -> None:
         """Wait until ``n`` tokens are there, then take them. ``n`` above ``burst`` is
-        allowed: it waits for the deficit, so the average rate still holds."""
+        allowed: the bucket may fill up to ``n`` for this call, so the average holds."""
+        cap = max(self.burst, n)
         while True:
             now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._tokens = min(cap, self._tokens + (now - self._at) * self.rate)
             self._at = now
-            if self._tokens >= n or (n > self.burst and self._tokens >= self.burst):
-                self._tokens -= n  # may go negative for n > burst: the next acquire pays it back
+            if self._tokens >= n - 1e-9:  # float rounding must not leave a 1e-17 s sleep forever
+                self._tokens -= n
                 return
-            missing = min(n, self.burst) - self._tokens
-            self._sleep(missing / self.rate)
+            self._sleep((n - self._tokens) / self.rate)
