@@ -153,3 +153,21 @@ def test_cli_backfill_killed_mid_run_loses_nothing(moto_server: MotoServer, tmp_
     assert json.loads(resumed.stdout)["sent"] == 60 - len(first)
     rest = drain(outputs["QueueUrl"])
     assert sorted(key_of(r) for r in first + rest) == keys
+
+
+def test_progress_shows_the_counts_on_a_terminal_and_nothing_when_piped() -> None:
+    import io
+
+    from rich.console import Console
+
+    from dockline.aws.backfill import Tally
+    from dockline.cli.aws_common import backfill_progress
+
+    terminal = io.StringIO()
+    with backfill_progress(Console(file=terminal, force_terminal=True, width=120), enabled=True) as show:
+        show(Tally(listed=1500, settled=1200, sent=300))
+    assert "listed 1500, settled 1200, sent 300" in terminal.getvalue()
+    piped = io.StringIO()
+    with backfill_progress(Console(file=piped, width=120), enabled=False) as show:
+        show(Tally(listed=1))
+    assert piped.getvalue() == ""
