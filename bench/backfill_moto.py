@@ -8,9 +8,16 @@ DLQ, table, topic, with the real stack's output keys) through CloudFormation, pu
 objects (no notification: S3 never announces them), then:
 
 1. runs `dockline backfill --json` in a subprocess (AWS_ENDPOINT_URL at the server) and
-   reports its wall time and the messages sent;
+   reports its wall time and the messages sent, while a thread here receives and deletes
+   the messages as Lambda's poller would (keeping their bodies);
 2. settles every message with the real Lambda handler (in this process, batches of 10);
 3. runs `dockline backfill --json` again, which must send 0.
+
+Why the drain: moto's SendMessage computes every queue attribute, counts of messages
+included, for each message it adds, so a send costs time in proportion to the queue's
+length (0.25 ms per waiting message here: a 10,000-message queue would make the run take
+hours, all of it in moto). AWS has no such cost, and a deployed queue is drained by the
+function meanwhile.
 
 moto answers over HTTP from one Python process, so the figures measure dockline against
 moto, not against AWS (where SendMessageBatch and BatchGetItem answer in milliseconds).
@@ -22,10 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +54,7 @@ def free_port() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=None, help="pass --rate N to the backfill")
     args = parser.parse_args()
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -70,13 +80,13 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        run(args.objects, env)
+        run(args.objects, env, args.rate)
     finally:
         server.terminate()
         server.wait(timeout=10)
 
 
-def run(count: int, env: dict[str, str]) -> None:
+def run(count: int, env: dict[str, str], rate: float | None) -> None:
     import boto3
     from tests.aws.stack_on_moto import BUCKET, deploy_stand_in
     from tests.aws.world import sqs_record
@@ -93,31 +103,53 @@ def run(count: int, env: dict[str, str]) -> None:
         list(pool.map(lambda k: s3.put_object(Bucket=BUCKET, Key=k, Body=json.dumps({"id": k}).encode()), keys))
     print(f"put {count} objects in {time.monotonic() - started:.1f} s")
 
-    def backfill() -> tuple[float, dict[str, object]]:
+    def backfill(*options: str) -> tuple[float, dict[str, object]]:
         with tempfile.TemporaryDirectory() as cwd:
-            began = time.monotonic()
+            began, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
             done = subprocess.run(
-                [sys.executable, "-m", "dockline", "backfill", "--json"],
+                [sys.executable, "-m", "dockline", "backfill", "--json", *options],
                 cwd=cwd, env=env, capture_output=True, text=True, check=True,
             )  # fmt: skip
-            return time.monotonic() - began, json.loads(done.stdout)
+            wall, after = time.monotonic() - began, resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = after.ru_utime - cpu.ru_utime + after.ru_stime - cpu.ru_stime
+            print(f"  (the dockline process used {used:.1f} s of CPU, peak RSS {after.ru_maxrss / 1024:.0f} MB)")
+            return wall, json.loads(done.stdout)
 
-    wall, first = backfill()
+    sqs = boto3.client("sqs")
+    bodies: list[dict[str, object]] = []
+    stop = threading.Event()
+
+    def drain() -> None:
+        while True:
+            got = sqs.receive_message(QueueUrl=outputs["QueueUrl"], MaxNumberOfMessages=10)
+            batch = got.get("Messages", [])
+            if not batch and stop.is_set():
+                return
+            if not batch:
+                time.sleep(0.05)
+            bodies.extend(sqs_record(m["Body"], message_id=m["MessageId"]) for m in batch)
+            if batch:
+                entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)]
+                sqs.delete_message_batch(QueueUrl=outputs["QueueUrl"], Entries=entries)  # type: ignore[arg-type]
+
+    drainer = threading.Thread(target=drain)
+    drainer.start()
+    try:
+        wall, first = backfill(*(["--rate", str(rate)] if rate else []))
+    finally:
+        stop.set()
+        drainer.join()
     rate = float(str(first["sent"])) / wall
     print(f"dockline backfill: {wall:.1f} s wall, {first['sent']} messages sent ({rate:,.0f}/s): {first}")
-    sqs = boto3.client("sqs")
+    print(f"received {len(bodies)} messages from the input queue")
     engine = build_engine(
         table_name=outputs["TableName"], topic_arn=outputs["TopicArn"], dlq_url=None, settings=Settings()
     )
     settled, began = 0, time.monotonic()
-    while batch := sqs.receive_message(QueueUrl=outputs["QueueUrl"], MaxNumberOfMessages=10).get("Messages", []):
-        records = [sqs_record(m["Body"], message_id=m["MessageId"]) for m in batch]
+    for start in range(0, len(bodies), 10):
+        records = bodies[start : start + 10]
         failures = handle({"Records": records}, engine)["batchItemFailures"]
-        sqs.delete_message_batch(
-            QueueUrl=outputs["QueueUrl"],
-            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)],
-        )
-        settled += len(batch) - len(failures)
+        settled += len(records) - len(failures)
     print(f"the real handler settled {settled} messages in {time.monotonic() - began:.1f} s")
     wall, second = backfill()
     print(f"dockline backfill again: {wall:.1f} s wall, {second['sent']} messages sent: {second}")
