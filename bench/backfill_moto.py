@@ -13,11 +13,12 @@ objects (no notification: S3 never announces them), then:
 2. settles every message with the real Lambda handler (in this process, batches of 10);
 3. runs `dockline backfill --json` again, which must send 0.
 
-Why the drain: moto's SendMessage computes every queue attribute, counts of messages
-included, for each message it adds, so a send costs time in proportion to the queue's
-length (0.25 ms per waiting message here: a 10,000-message queue would make the run take
-hours, all of it in moto). AWS has no such cost, and a deployed queue is drained by the
-function meanwhile.
+Why the drain: moto's SendMessage and ReceiveMessage compute every queue attribute, counts
+of messages included, for each message they add or return, so each costs time in proportion
+to the queue's length (with 6,000 waiting, one ReceiveMessage of 10 took 7 s here: a 10,000-
+message queue makes the run take hours, all of it in moto). AWS has no such cost, and a
+deployed queue is drained by the function meanwhile. `--rate` keeps the sender from
+outrunning the drainers on this shared 2-core machine.
 
 moto answers over HTTP from one Python process, so the figures measure dockline against
 moto, not against AWS (where SendMessageBatch and BatchGetItem answer in milliseconds).
@@ -43,6 +44,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
+
+
+# Receivers that keep the queue short: moto's ReceiveMessage reads every queue attribute for
+# each message it returns, so a queue that grows makes both sending and receiving slower.
+DRAINERS = 3
 
 
 def free_port() -> int:
@@ -117,7 +123,7 @@ def run(count: int, env: dict[str, str], rate: float | None) -> None:
 
     sqs = boto3.client("sqs")
     bodies: list[dict[str, object]] = []
-    stop = threading.Event()
+    stop, lock = threading.Event(), threading.Lock()
 
     def drain() -> None:
         while True:
@@ -127,18 +133,21 @@ def run(count: int, env: dict[str, str], rate: float | None) -> None:
                 return
             if not batch:
                 time.sleep(0.05)
-            bodies.extend(sqs_record(m["Body"], message_id=m["MessageId"]) for m in batch)
+            with lock:
+                bodies.extend(sqs_record(m["Body"], message_id=m["MessageId"]) for m in batch)
             if batch:
                 entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)]
                 sqs.delete_message_batch(QueueUrl=outputs["QueueUrl"], Entries=entries)  # type: ignore[arg-type]
 
-    drainer = threading.Thread(target=drain)
-    drainer.start()
+    drainers = [threading.Thread(target=drain) for _ in range(DRAINERS)]
+    for drainer in drainers:
+        drainer.start()
     try:
         wall, first = backfill(*(["--rate", str(rate)] if rate else []))
     finally:
         stop.set()
-        drainer.join()
+        for drainer in drainers:
+            drainer.join()
     rate = float(str(first["sent"])) / wall
     print(f"dockline backfill: {wall:.1f} s wall, {first['sent']} messages sent ({rate:,.0f}/s): {first}")
     print(f"received {len(bodies)} messages from the input queue")
