@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -45,3 +51,56 @@ def dynamodb(moto: None) -> Any:
     client = boto3.client("dynamodb", region_name=REGION)
     create_table(client)
     return client
+
+
+# -- moto's server mode, for the CLI in a subprocess --------------------------------------
+@dataclass(frozen=True)
+class MotoServer:
+    """A ``moto_server`` on 127.0.0.1; every AWS service at ``endpoint``."""
+
+    endpoint: str
+
+    def reset(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server_process() -> Iterator[MotoServer]:
+    """One ``moto_server -p <free port> -H 127.0.0.1`` for the session (started once: it
+    takes about a second), reset before each test that uses ``moto_server``."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = MotoServer(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                server.reset()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto_server did not start (exit code {process.poll()})")
+                time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def moto_server(moto_server_process: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """A clean moto server; AWS_ENDPOINT_URL points this process (and the subprocesses
+    it starts) at it."""
+    moto_server_process.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server_process.endpoint)
+    return moto_server_process

@@ -45,14 +45,33 @@ def status_command(
             "--max-backlog-age", min=0, metavar="SECONDS", help="How long a file may wait before --check fails."
         ),
     ] = 900.0,
+    aws: Annotated[
+        bool,
+        typer.Option(
+            "--aws",
+            help="The deployed stack instead: input queue depth and oldest age, dead letters, files by state"
+            " (a Scan of the table), the function's CloudWatch metrics.",
+        ),
+    ] = False,
+    skip_scan: Annotated[
+        bool, typer.Option("--skip-scan", help="With --aws: no counts by state (the Scan reads the whole table).")
+    ] = False,
 ) -> None:
     """What the local pipeline is doing: files by state, the backlog and its oldest file, files and records
     per second (1, 5, 15 min), files in flight, deliveries, dead letters, the last error. Read-only: safe
-    while `dockline run` works. Local engine only: `status --aws` is not there yet."""
+    while `dockline run` works. With --aws, the same picture for the deployed stack."""
     from dockline.local.status import read_status
 
     if watch and check:
         raise UsageError("--check is one look for cron and health checks; it cannot be combined with --watch")
+    if aws:
+        from dockline.cli.aws_common import status_aws
+
+        settings = context_of(ctx).settings()
+        status_aws(
+            settings, as_json=as_json, watch=watch, check=check, scan=not skip_scan, max_backlog_age=max_backlog_age
+        )
+        return
     try:
         engine = context_of(ctx).engine(read_only=True)
     except UsageError as exc:
