@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from dockline.config import Settings
 from dockline.errors import UsageError
@@ -64,7 +65,7 @@ class DataDirCollector(Collector):
             deliveries.add_metric([outcome], n)
         yield deliveries
         yield CounterMetricFamily("dockline_dead_letters", "Dead letters sent.", value=counts.dead_letters)
-        buckets = [(_le(le), n) for le, n in counts.durations] + [("+Inf", counts.duration_count)]
+        buckets = [(floatToGoString(le), n) for le, n in counts.durations] + [("+Inf", counts.duration_count)]
         yield HistogramMetricFamily(
             "dockline_file_duration_seconds",
             "Seconds from claiming a file to settling it (the attempt that settled it).",
@@ -82,10 +83,6 @@ class DataDirCollector(Collector):
             "Seconds the oldest file of the backlog has waited since it last changed (0: no backlog).",
             value=backlog.oldest_age_seconds or 0.0,
         )
-
-
-def _le(bound: float) -> str:
-    return f"{bound:g}" if bound < 1e6 else repr(bound)
 
 
 def registry(data_dir: Path, settings: Settings) -> CollectorRegistry:
