@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from dockline.config import Settings
 from dockline.errors import UsageError
@@ -65,7 +64,7 @@ class DataDirCollector(Collector):
             deliveries.add_metric([outcome], n)
         yield deliveries
         yield CounterMetricFamily("dockline_dead_letters", "Dead letters sent.", value=counts.dead_letters)
-        buckets = [(floatToGoString(le), n) for le, n in counts.durations] + [("+Inf", counts.duration_count)]
+        buckets = [(repr(float(le)), n) for le, n in counts.durations] + [("+Inf", counts.duration_count)]
         yield HistogramMetricFamily(
             "dockline_file_duration_seconds",
             "Seconds from claiming a file to settling it (the attempt that settled it).",
