@@ -259,7 +259,7 @@ def test_item4_an_old_data_dir_gets_counters_seeded_from_what_it_holds(
     for trigger in [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")]:
         conn.execute(f"DROP TRIGGER {trigger}")
     conn.executescript(
-        "DROP TABLE counters; DROP TABLE file_durations; ALTER TABLE files DROP COLUMN started_at;"
+        "DROP TABLE counters; DROP TABLE file_counts; ALTER TABLE files DROP COLUMN started_at;"
         " ALTER TABLE files DROP COLUMN records_done; ALTER TABLE files DROP COLUMN bytes_done;"
     )
     conn.close()
