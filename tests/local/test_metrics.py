@@ -31,6 +31,8 @@ from tests.local.conftest import (
     run_cli,
     write_config,
 )
+from tests.local.test_deliveries_durable import Hook, hook  # noqa: F401 - the fixture
+from tests.local.test_prune import old_history  # noqa: F401 - the fixture
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -111,10 +113,10 @@ def test_item4_run_metrics_port_serves_what_was_processed_and_survives_a_restart
     tmp_path: Path, slow_webhook: Callable[[float], SlowWebhook], watchers: Callable[..., Watcher]
 ) -> None:
     # GIVEN a watcher serving metrics, with a webhook subscription
-    hook = slow_webhook(0.0)
+    receiver = slow_webhook(0.0)
     data_dir = tmp_path / "data"
     config = write_config(
-        tmp_path / "dockline.toml", f'[[local.subscriptions]]\ntype = "webhook"\nurl = "{hook.url}"\n'
+        tmp_path / "dockline.toml", f'[[local.subscriptions]]\ntype = "webhook"\nurl = "{receiver.url}"\n'
     )
     watcher = watchers(data_dir, config)
     # WHEN two single-record files, a 5-record file and a broken file arrive
@@ -136,7 +138,7 @@ def test_item4_run_metrics_port_serves_what_was_processed_and_survives_a_restart
     assert value(samples, "dockline_files_total", status="conflict") == 0
     assert value(samples, "dockline_records_total") == 7
     assert value(samples, "dockline_bytes_total") == sum(sizes)
-    assert value(samples, "dockline_deliveries_total", outcome="delivered") == 4 == len(hook.bodies)
+    assert value(samples, "dockline_deliveries_total", outcome="delivered") == 4 == len(receiver.bodies)
     assert value(samples, "dockline_deliveries_total", outcome="failed") == 0
     assert value(samples, "dockline_dead_letters_total") == 1
     # AND the histogram holds one observation per file, in cumulative buckets
@@ -238,14 +240,37 @@ def test_item4_counters_are_monotonic_across_redrive_prune_and_a_letter_sent_twi
     assert value(after, "dockline_files_total", status="failed") == 2
     # one version, one letter: the redrive's failure replaced the letter it redrove
     assert value(after, "dockline_dead_letters_total") == 1
+    # AND the deliveries prune deleted still count (none here: no subscription), as do the files
+    assert value(after, "dockline_records_total") == value(first, "dockline_records_total")
     assert len(letters(engine, "incoming/bad.json")) == 1
     assert value(after, "dockline_files_total", status="processed") == 1
     assert engine.db.query("SELECT count(*) AS n FROM notifications")[0]["n"] == 0  # prune did delete
 
 
-def test_item4_an_old_data_dir_gets_counters_seeded_from_what_it_holds(
-    make_engine: Callable[..., LocalEngine],
-) -> None:
+def test_item4_delivery_counters_survive_prune_and_redeliver(old_history: tuple[LocalEngine, Hook]) -> None:  # noqa: F811
+    # GIVEN 40-day-old history: 3 deliveries delivered, 1 failed for good, 1 still retrying
+    engine, receiver = old_history
+    metrics = registry(engine.data_dir, engine.settings)
+    before = parse(generate_latest(metrics).decode())
+    assert value(before, "dockline_deliveries_total", outcome="delivered") == 3
+    assert value(before, "dockline_deliveries_total", outcome="failed") == 1
+    # WHEN the failed one is redelivered (it goes back to pending) and delivered
+    receiver.status = 204
+    assert engine.deliveries.redeliver(failed=True) == 2
+    engine.run_once()  # its delivery worker sends what is due
+    redelivered = parse(generate_latest(metrics).decode())
+    # AND everything settled is pruned
+    prune_notifications(engine.db, before="9999-01-01T00:00:00.000Z")
+    pruned = parse(generate_latest(metrics).decode())
+    # THEN the failure stays counted, the new deliveries are added, and prune takes nothing away
+    assert value(redelivered, "dockline_deliveries_total", outcome="failed") == 1
+    assert value(redelivered, "dockline_deliveries_total", outcome="delivered") == 5  # c and d too
+    assert engine.db.query("SELECT count(*) AS n FROM deliveries")[0]["n"] == 0
+    assert value(pruned, "dockline_deliveries_total", outcome="delivered") == 5
+    assert value(pruned, "dockline_deliveries_total", outcome="failed") == 1
+
+
+def test_item4_an_old_data_dir_counts_what_it_holds(make_engine: Callable[..., LocalEngine]) -> None:
     # GIVEN a data dir written before counters existed (their tables, triggers and columns removed)
     engine = make_engine()
     drop(engine, "incoming/a.json", {"id": "a"})
@@ -259,26 +284,25 @@ def test_item4_an_old_data_dir_gets_counters_seeded_from_what_it_holds(
     for trigger in [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")]:
         conn.execute(f"DROP TRIGGER {trigger}")
     conn.executescript(
-        "DROP TABLE counters; DROP TABLE file_counts; ALTER TABLE files DROP COLUMN started_at;"
+        "DROP TABLE retired; DROP TABLE retired_files; ALTER TABLE files DROP COLUMN started_at;"
         " ALTER TABLE files DROP COLUMN records_done; ALTER TABLE files DROP COLUMN bytes_done;"
     )
     conn.close()
-    # WHEN a reader scrapes it before any run of this version opened it: all zero, no error
+    # WHEN a reader scrapes it before any run of this version opened it
     stale = parse(generate_latest(registry(engine.data_dir, engine.settings)).decode())
-    assert value(stale, "dockline_files_total", status="processed") == 0
-    # AND a run of this version opens it
+    # THEN it counts the settled files and letters it holds, untimed
+    assert value(stale, "dockline_files_total", status="processed") == 2
+    assert value(stale, "dockline_files_total", status="failed") == 1
+    assert value(stale, "dockline_records_total") == 3
+    assert value(stale, "dockline_dead_letters_total") == 1
+    assert value(stale, "dockline_file_duration_seconds_count") == 0
+    # AND once a run of this version opened it, counting carries on from there
     reopened = make_engine()
-    samples = parse(generate_latest(registry(reopened.data_dir, reopened.settings)).decode())
-    # THEN the counters start from the settled files and letters it holds
-    assert value(samples, "dockline_files_total", status="processed") == 2
-    assert value(samples, "dockline_files_total", status="failed") == 1
-    assert value(samples, "dockline_records_total") == 3
-    assert value(samples, "dockline_dead_letters_total") == 1
-    # AND counting carries on from there
     drop(reopened, "incoming/c.json", {"id": "c"})
     assert [o.status for o in reopened.run_once().outcomes] == [Status.PROCESSED]
     samples = parse(generate_latest(registry(reopened.data_dir, reopened.settings)).decode())
     assert value(samples, "dockline_files_total", status="processed") == 3
+    assert value(samples, "dockline_records_total") == 4
     assert value(samples, "dockline_file_duration_seconds_count") == 1  # only files timed by this version
 
 

@@ -202,8 +202,9 @@ class LocalEngine:
                 summary.errors += local.errors
             if local.outcomes:
                 self.db.on_commit(lambda: counted(local))
-                outcome = local.outcomes[0]
-                self.db.on_commit(lambda: self.board.settled(outcome, seconds))
+                if self.board.listened:  # watch mode's line per settled file
+                    outcome = local.outcomes[0]
+                    self.db.on_commit(lambda: self.board.settled(outcome, seconds))
             if progress:
                 progress(1)
 

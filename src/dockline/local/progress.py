@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from dockline.models import ObjectRef, Outcome
 
@@ -41,64 +41,75 @@ class Totals:
     records: int = 0
 
 
+class _Flying:
+    """A file in flight, updated in place (a frozen copy per batch would cost more than the batch's bookkeeping)."""
+
+    __slots__ = ("bytes_done", "records", "ref", "started")
+
+    def __init__(self, ref: ObjectRef, started: float) -> None:
+        self.ref, self.started, self.records, self.bytes_done = ref, started, 0, 0
+
+
 class Board:
-    """Thread-safe. ``clock``: monotonic seconds (injected for tests)."""
+    """Thread-safe. ``clock``: monotonic seconds (injected for tests). Cheap on the hot path:
+    a few attribute updates per file and per batch, no allocation but the start's."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._running: dict[ObjectRef, Running] = {}
-        self._finished = Totals()
+        self._running: dict[ObjectRef, _Flying] = {}
+        self._files_done = self._files_planned = 0
+        self._bytes_done = self._bytes_planned = self._records = 0
         self._listeners: list[Callable[[Outcome, float], None]] = []
 
     def plan(self, refs: list[ObjectRef]) -> None:
         """More files to do (a scan found them): the bar's totals grow."""
+        size = sum(ref.size or 0 for ref in refs)
         with self._lock:
-            self._finished = replace(
-                self._finished,
-                files_planned=self._finished.files_planned + len(refs),
-                bytes_planned=self._finished.bytes_planned + sum(ref.size or 0 for ref in refs),
-            )
+            self._files_planned += len(refs)
+            self._bytes_planned += size
 
     def start(self, ref: ObjectRef) -> None:
+        flying = _Flying(ref, self._clock())
         with self._lock:
-            self._running[ref] = Running(ref, self._clock())
+            self._running[ref] = flying
 
     def batch(self, ref: ObjectRef, records: int, bytes_done: int) -> None:
-        with self._lock:
-            running = self._running.get(ref)
-            if running is not None:
-                self._running[ref] = replace(running, records=records, bytes_done=bytes_done)
+        flying = self._running.get(ref)  # a dict read is atomic; the numbers are only shown
+        if flying is not None:
+            flying.records, flying.bytes_done = records, bytes_done
 
     def finish(self, ref: ObjectRef) -> float:
         """The file left this process's hands (settled, busy or left for later). Its planned
         bytes count as done. Returns the seconds it took."""
+        now = self._clock()
         with self._lock:
-            running = self._running.pop(ref, None)
-            seconds = self._clock() - running.started if running is not None else 0.0
-            self._finished = replace(
-                self._finished,
-                files_done=self._finished.files_done + 1,
-                bytes_done=self._finished.bytes_done + (ref.size or (running.bytes_done if running else 0)),
-                records=self._finished.records + (running.records if running else 0),
-            )
-            return seconds
+            flying = self._running.pop(ref, None)
+            self._files_done += 1
+            if flying is None:
+                self._bytes_done += ref.size or 0
+                return 0.0
+            self._bytes_done += ref.size or flying.bytes_done
+            self._records += flying.records
+        return now - flying.started
 
     def running(self) -> list[tuple[Running, float]]:
         """Files in flight, each with the seconds it has run, the longest running first."""
         now = self._clock()
         with self._lock:
-            found = list(self._running.values())
+            found = [Running(f.ref, f.started, f.records, f.bytes_done) for f in self._running.values()]
         return sorted(((r, now - r.started) for r in found), key=lambda pair: -pair[1])
 
     def totals(self) -> Totals:
         with self._lock:
-            done, flying = self._finished, list(self._running.values())
-        return replace(
-            done,
-            bytes_done=done.bytes_done + sum(r.bytes_done for r in flying),
-            records=done.records + sum(r.records for r in flying),
-        )
+            flying = list(self._running.values())
+            return Totals(
+                files_done=self._files_done,
+                files_planned=self._files_planned,
+                bytes_done=self._bytes_done + sum(f.bytes_done for f in flying),
+                bytes_planned=self._bytes_planned,
+                records=self._records + sum(f.records for f in flying),
+            )
 
     # -- settled files, once durable ---------------------------------------------------
     def subscribe(self, listener: Callable[[Outcome, float], None]) -> None:
@@ -107,10 +118,12 @@ class Board:
         with self._lock:
             self._listeners.append(listener)
 
+    @property
+    def listened(self) -> bool:
+        return bool(self._listeners)
+
     def settled(self, outcome: Outcome, seconds: float) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
+        for listener in list(self._listeners):
             listener(outcome, seconds)
 
 
