@@ -3,9 +3,9 @@
 ``registry(data_dir, settings)`` is what ``dockline run --metrics-port`` serves and what
 the console mounts at ``/metrics``: any number of processes may serve it for one data
 dir, and all show the same numbers, because nothing is counted in memory. The counters
-come from the ``counters`` table, which the database keeps itself in the transaction of
-each change it counts (``local/counters.py``), so they only go up, across processes,
-restarts and ``prune``; the gauges are read when scraped:
+are the rows' contributions plus what rows gave up when a redrive, a redelivery or
+``prune`` changed them (``local/counters.py``), so they only go up, across processes and
+restarts; the gauges are read when scraped:
 
     dockline_files_total{status}                counter   files settled, by final state
     dockline_records_total                      counter   records written by settled files
