@@ -102,10 +102,8 @@ def main() -> None:
             runs["+ counters' triggers"].append(sql_per_file(folder, columns=True, triggers=True))
             runs["board"].append(board_per_file())
     for name, values in runs.items():
-        print(
-            f"{name:>22}: {statistics.median(values):5.1f} us a file  (runs: {', '.join(f'{v:.1f}' for v in values)})"
-        )
-    print(f"(pid {os.getpid()}, {FILES} files a run)")
+        each = ", ".join(f"{v:.1f}" for v in values)
+        print(f"{name:>22}: {statistics.median(values):5.1f} us a file  (runs: {each})")
 
 
 if __name__ == "__main__":
