@@ -76,8 +76,13 @@ class Pipeline:
         dead_letters: DeadLetters | None = None,
         clock: Callable[[], datetime],
         retry: RetryPolicy | None = None,
+        on_batch: Callable[[ObjectRef, int, int], None] | None = None,
     ) -> None:
+        """``on_batch(ref, records, bytes)``: told after each batch reaches the ledger how
+        many records this attempt has handed over and how many bytes of the object it has
+        read (progress for people; it decides nothing)."""
         self.settings = settings
+        self.on_batch = on_batch
         self.store = store
         self.ledger = ledger
         self.notifier = notifier
@@ -180,9 +185,13 @@ class Pipeline:
             stream = RecordStream(
                 body, key=ref.key, settings=self.settings, expected_sha256=self.store.content_sha256(ref)
             )
+            done = 0
             for chunk in _batched(stream.records(), self.settings.batch_size):
                 wrote[:] = [True]  # before the call: a write may fail after storing part of it
                 tally.add(self.ledger.write(ref, chunk, policy=stream.route.on_conflict, now=self.now()))
+                if self.on_batch is not None:
+                    done += len(chunk)
+                    self.on_batch(ref, done, stream.size)
 
         return self._classify(ref, stream, tally, attempt)
 

@@ -167,7 +167,9 @@ def files_list(
     pk_prefix: _PkOption = None,
     since: _SinceOption = None,
 ) -> None:
-    """List received object versions, newest first: key, status, reason, pk, attempts."""
+    """List received object versions, newest first: key, status, pk, attempts, records, bytes, time, reason.
+
+    In flight: the records and bytes done so far; settled: how long the last attempt took."""
     from dataclasses import replace
 
     from dockline.local.queries import file_rows
@@ -192,7 +194,15 @@ def files_list(
 
         def build(title: str) -> LiteralTable:
             return new_table(
-                title, ("key", 20), ("status", 0), ("pk", 10), ("attempts", 0), ("records", 0), ("reason", -1)
+                title,
+                ("key", 20),
+                ("status", 0),
+                ("pk", 10),
+                ("attempts", 0),
+                ("records", 0),
+                ("bytes", 0),
+                ("time", 0),
+                ("reason", -1),
             )
 
         def add(table: LiteralTable, row: dict[str, Any]) -> None:
@@ -203,13 +213,28 @@ def files_list(
                     + "skipped "
                     + ", ".join(f"line {s['index']}: {s['reason']}" for s in row["skipped"][:3])
                 )
+            records, done = _progress_cells(row)
             table.add_row(
                 row["key"],
                 status_cell(row["status"]),
                 row["pk"] or "",
                 str(row["attempts"]),
-                str(row["records"]),
+                records,
+                done,
+                "" if row["seconds"] is None else f"{row['seconds']:.2f}s",
                 reason,
             )
 
         listing.show_page(console, page, "files", build, add)
+
+
+def _progress_cells(row: dict[str, Any]) -> tuple[str, str]:
+    """Records and bytes: done so far for a file in flight (``12,000`` and ``1.2 MB / 7.0 MB``),
+    the final numbers for the others."""
+    from dockline.local.progress import size_text
+
+    size = row["size"]
+    if row["status"] == str(Status.PROCESSING):
+        total = "" if size is None else f" / {size_text(size)}"
+        return f"{row['records_done']:,}", size_text(row["bytes_done"]) + total
+    return f"{row['records']:,}", "" if size is None else size_text(size)

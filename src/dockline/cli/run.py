@@ -63,6 +63,27 @@ def run(
         bool,
         typer.Option("--strict", help="With --once: exit 1 when any file failed (for cron and CI)."),
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics of the data dir at http://HOST:PORT/metrics while running"
+            " (0: any free port).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="The address --metrics-port listens on.")
+    ] = "127.0.0.1",
+    progress_seconds: Annotated[
+        float,
+        typer.Option(
+            "--progress-seconds",
+            min=0.1,
+            help="Watch mode: a progress line this often for each file still running after this long.",
+        ),
+    ] = 5.0,
 ) -> None:
     """Watch the bucket folder and process matching new files (Ctrl-C stops)."""
     from dockline.local.db import StorageError
@@ -82,34 +103,33 @@ def run(
             say(err, f"not processing: {exc}; trying again in {backoff:g}s")
             time.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+    server = _serve_metrics(engine, metrics_host, metrics_port) if metrics_port is not None else None
     try:
-        _run(engine, once=once, workers=workers, quiet=quiet, strict=strict)
+        _run(engine, once=once, workers=workers, quiet=quiet, strict=strict, progress_seconds=progress_seconds)
     finally:
+        if server is not None:
+            server.server_close()
         engine.db.close()  # the last sync, and a clean WAL for read-only users
 
 
-def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool, strict: bool = False) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _serve_metrics(engine: Any, host: str, port: int) -> Any:
+    from dockline.local.metrics import registry, serve
+
+    server, bound = serve(registry(engine.data_dir, engine.settings), host=host, port=port)
+    shown = f"[{host}]" if ":" in host else host
+    say(err, f"metrics at http://{shown}:{bound}/metrics")
+    return server
+
+
+def _run(
+    engine: Any, *, once: bool, workers: int | None, quiet: bool, strict: bool = False, progress_seconds: float = 5.0
+) -> None:
+    from dockline.local.progress import Reporter, settled_line
 
     stopper = _Stopper(engine, once=once, strict=strict)
     stopper.install()
     if once:
-        show_progress = err.is_terminal and quiet
-        with Progress(
-            TextColumn("processing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            disable=not show_progress,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("files", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            summary = engine.run_once(workers=workers, progress=progress, stop=stopper.stop)
+        summary = _run_once_with_bar(engine, workers=workers, stop=stopper.stop)
         stopper.finish(summary)
         return
     routes = engine.settings.pipeline.table.routes
@@ -119,6 +139,10 @@ def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool, strict: b
         else f"{len(routes)} routes ({', '.join(f'{r.name}: {r.prefix}*' for r in routes)})"
     )
     say(err, f"watching {engine.bucket_dir} for {watched}; Ctrl-C to stop")
+    # Long files say how far they got every few seconds; each settled file gets a line.
+    Reporter(engine.board, lambda line: say(err, line), interval=progress_seconds, stop=stopper.stop).start()
+    if not quiet:
+        engine.board.subscribe(lambda outcome, seconds: say(err, settled_line(outcome, seconds)))
     engine.watch(
         workers=workers,
         stop=stopper.stop,
@@ -126,6 +150,56 @@ def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool, strict: b
         on_trouble=lambda line: say(err, f"not processing: {line}"),
     )
     stopper.finish(None)
+
+
+def _run_once_with_bar(engine: Any, *, workers: int | None, stop: threading.Event) -> Any:
+    """``run --once`` on a terminal: a bar in bytes (the sizes of the files the scan found),
+    with rate and ETA, and the records and files done; nothing when stderr is not a terminal."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        TextColumn("processing"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[records]} records, {task.fields[files]} files"),
+        console=err,
+        disable=not err.is_terminal,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("run", total=None, records="0", files="0/0")
+        done = threading.Event()
+
+        def follow() -> None:  # the board is fed by the workers; the bar reads it 5 times a second
+            while True:
+                t = engine.board.totals()
+                bar.update(
+                    task,
+                    completed=t.bytes_done,
+                    total=t.bytes_planned or None,
+                    records=f"{t.records:,}",
+                    files=f"{t.files_done}/{t.files_planned}",
+                )
+                if done.wait(0.2):
+                    return
+
+        follower = threading.Thread(target=follow, name="dockline-bar", daemon=True)
+        if err.is_terminal:
+            follower.start()
+        try:
+            return engine.run_once(workers=workers, stop=stop)
+        finally:
+            done.set()
+            if follower.is_alive():
+                follower.join()
 
 
 class _Stopper:

@@ -28,6 +28,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from dockline.errors import DocklineError, TransientError
+from dockline.local import counters
 from dockline.local.lock import DatabaseUnavailable, LockWaitError, WriteLock
 
 log = logging.getLogger("dockline.local")
@@ -274,6 +275,7 @@ class Database:
             present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             scheduled = "deliveries" in present and _DELIVERY_COLUMNS.keys() <= _columns(conn, "deliveries")
             scheduled = scheduled and all(c in _columns(conn, t) for t, c in _ADDED_COLUMNS)
+            counted = "files" in present and counters.installed(present, _columns(conn, "files"))
         except sqlite3.Error as exc:
             raise translate(exc) from exc
         if found not in (0, SCHEMA_VERSION):
@@ -281,7 +283,7 @@ class Database:
                 f"{self.path} was written by another dockline version"
                 f" (schema {found}, this one needs {SCHEMA_VERSION}); use a new --data-dir"
             )
-        if found == SCHEMA_VERSION and wanted <= present and scheduled:
+        if found == SCHEMA_VERSION and wanted <= present and scheduled and counted:
             return
         with self._write_lock:
             self._lock()
@@ -310,6 +312,8 @@ class Database:
                 if name not in _columns(conn, table):
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
             conn.execute("CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at)")
+            # Progress columns on files and the metrics' counters, added in place the same way.
+            counters.install(conn, _columns(conn, "files"))
         except BaseException:
             conn.execute("ROLLBACK")
             raise

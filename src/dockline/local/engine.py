@@ -27,6 +27,7 @@ from dockline.local.db import Database, StorageError
 from dockline.local.deliveries import DeliveryWorker
 from dockline.local.ledger import SQLiteLedger
 from dockline.local.lock import DatabaseUnavailable
+from dockline.local.progress import Board
 from dockline.local.scan import ScanResult, current_ref, scan, version_of
 from dockline.local.store import FolderStore
 from dockline.local.subscriptions import build_subscriptions
@@ -102,6 +103,7 @@ class LocalEngine:
         )
         self.dead_letters = SQLiteDeadLetters(self.db)
         self._clock = clock
+        self.board = Board()  # progress of the files in flight, for the CLI (local/progress.py)
         self.pipeline = Pipeline(
             settings=settings.pipeline,
             store=self.store,
@@ -109,8 +111,16 @@ class LocalEngine:
             notifier=self.topic,
             dead_letters=self.dead_letters,
             clock=clock,
+            on_batch=self._on_batch,
         )
         self.lifecycle = Lifecycle(self.pipeline)
+
+    def _on_batch(self, ref: ObjectRef, records: int, bytes_done: int) -> None:
+        self.board.batch(ref, records, bytes_done)
+        # Persisted only after a full batch, i.e. when more may follow: a file that fits in
+        # one batch (most small files) settles right after, and settle writes its numbers.
+        if records % self.settings.pipeline.batch_size == 0:
+            self.ledger.progress(ref, records=records, bytes_done=bytes_done)
 
     # -- scanning -----------------------------------------------------------------
     def scan(self, *, settle_seconds: float | None = None) -> ScanResult:
@@ -179,17 +189,22 @@ class LocalEngine:
                 return  # not started: left for the next run, which takes it at once
             with self._in_flight_lock:
                 self._in_flight.add(ref)
+            self.board.start(ref)
             local = RunSummary()
             try:
                 self.process_one(ref, local)
             finally:
                 with self._in_flight_lock:
                     self._in_flight.discard(ref)
+                seconds = self.board.finish(ref)
             with lock:
                 summary.busy += local.busy
                 summary.errors += local.errors
             if local.outcomes:
                 self.db.on_commit(lambda: counted(local))
+                if self.board.listened:  # watch mode's line per settled file
+                    outcome = local.outcomes[0]
+                    self.db.on_commit(lambda: self.board.settled(outcome, seconds))
             if progress:
                 progress(1)
 
@@ -268,6 +283,7 @@ class LocalEngine:
                 if progress:
                     progress(done, _size)
 
+            self.board.plan(result.ready)
             total.add(self.process(result.ready, workers=workers, progress=tick, stop=stop))
             if total.trouble or stop.is_set():
                 break

@@ -127,10 +127,11 @@ class SQLiteLedger(LedgerBase):
                     self._reprocessing.add(_id(ref))
             conn.execute(
                 "INSERT INTO files (bucket, key, version, status, attempts, size, sequencer, event_time,"
-                " received_at, updated_at, lease_owner, lease_until) VALUES (?, ?, ?, 'processing', 1, ?, ?, ?,"
-                " ?, ?, ?, ?) ON CONFLICT (bucket, key, version) DO UPDATE SET status = 'processing',"
+                " received_at, updated_at, lease_owner, lease_until, started_at) VALUES (?, ?, ?, 'processing', 1,"
+                " ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (bucket, key, version) DO UPDATE SET status = 'processing',"
                 " attempts = attempts + 1, updated_at = excluded.updated_at, lease_owner = excluded.lease_owner,"
-                " lease_until = excluded.lease_until",
+                " lease_until = excluded.lease_until, started_at = excluded.started_at,"
+                " records_done = 0, bytes_done = 0",  # progress is per attempt
                 (
                     ref.bucket,
                     ref.key,
@@ -142,12 +143,24 @@ class SQLiteLedger(LedgerBase):
                     now,
                     self.owner,
                     time.time() + self.lease_seconds,
+                    now,
                 ),
             )
         return None
 
     def reprocessing(self, ref: ObjectRef) -> bool:
         return _id(ref) in self._reprocessing
+
+    def progress(self, ref: ObjectRef, *, records: int, bytes_done: int) -> None:
+        """Record how far this attempt got, for readers in other processes (files list,
+        status). One UPDATE by the unique key: inside a group it joins the open chain, so
+        it commits with the batch just written and costs no commit of its own."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE files SET records_done = ?, bytes_done = ?"
+                " WHERE bucket = ? AND key = ? AND version = ? AND lease_owner = ?",
+                (records, bytes_done, ref.bucket, ref.key, ref.version, self.owner),
+            )
 
     def register(self, ref: ObjectRef, *, now: str) -> None:
         """Record a version as pending (seen, not yet claimed), if it is not known yet."""

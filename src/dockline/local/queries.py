@@ -212,7 +212,7 @@ def get_item(db: Database, pk: str) -> dict[str, Any] | None:
 def file_rows(db: Database, where: Filter = Filter(), *, newest_first: bool = True) -> Iterator[dict[str, Any]]:
     """Files matching ``where``, received last first, or first first."""
     filtered, params = _where(where, pk="pk", key="key", since="received_at", status="status")
-    sql = f"SELECT {_FILE_COLUMNS}" + filtered
+    sql = f"SELECT {_progress_columns(db)}, {_FILE_COLUMNS}" + filtered
     # id order is the order of arrival: a row is made when its version is first seen and
     # received_at is never changed after; no extra index is needed to page newest first.
     sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
@@ -237,7 +237,28 @@ def file_rows(db: Database, where: Filter = Filter(), *, newest_first: bool = Tr
             "received_at": row["received_at"],
             "updated_at": row["updated_at"],
             "notified": bool(row["notified"]),
+            # Progress of the attempt (local/progress.py): done so far while in flight, and
+            # how long the settling attempt took once settled.
+            "records_done": row["records_done"],
+            "bytes_done": row["bytes_done"],
+            "started_at": row["started_at"],
+            "seconds": _seconds(row["status"], row["started_at"], row["updated_at"]),
         }
+
+
+def _progress_columns(db: Database) -> str:
+    present = {str(r["name"]) for r in db.query("SELECT name FROM pragma_table_info('files')")}
+    if {"started_at", "records_done", "bytes_done"} <= present:
+        return "started_at, records_done, bytes_done"
+    return "NULL AS started_at, 0 AS records_done, 0 AS bytes_done"  # no run of this version opened it yet
+
+
+def _seconds(status: str, started_at: str | None, updated_at: str) -> float | None:
+    """Claim to settle of a settled file's last attempt; None in flight or when unknown."""
+    if started_at is None or not Status(status).is_final:
+        return None
+    elapsed = datetime.fromisoformat(updated_at) - datetime.fromisoformat(started_at)
+    return round(max(0.0, elapsed.total_seconds()), 3)
 
 
 def list_files(db: Database, *, status: Status | None = None, limit: int | None = None) -> list[dict[str, Any]]:

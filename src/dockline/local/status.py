@@ -82,10 +82,11 @@ class Rate:
 @dataclass(frozen=True, slots=True)
 class InFlight:
     key: str
-    records: int  # written so far, where the worker reports it (0 until then)
+    records: int  # handed to the ledger so far by this attempt (after each full batch)
     size: int | None
-    started_at: str
+    started_at: str  # when this attempt claimed the file
     owner: str
+    bytes_done: int = 0  # bytes of the object read so far (after each full batch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,14 @@ class StatusReport:
                 for rate in self.rates
             },
             "in_flight": [
-                {"key": f.key, "records": f.records, "size": f.size, "started_at": f.started_at, "owner": f.owner}
+                {
+                    "key": f.key,
+                    "records": f.records,
+                    "bytes_done": f.bytes_done,
+                    "size": f.size,
+                    "started_at": f.started_at,
+                    "owner": f.owner,
+                }
                 for f in self.in_flight
             ],
             "deliveries": dict(self.deliveries),
@@ -177,7 +185,7 @@ def read_status(
         states=states,
         backlog=backlog,
         rates=_rates(db, now),
-        in_flight=_in_flight(db, now),
+        in_flight=read_in_flight(db, now),
         deliveries=deliveries,
         dead_letters=dead,
         last_error=_last_error(db),
@@ -236,16 +244,30 @@ def _rates(db: Database, now: float) -> list[Rate]:
     return [Rate(window, int(row[2 * i]), int(row[2 * i + 1])) for i, window in enumerate(WINDOWS)]
 
 
-def _in_flight(db: Database, now: float) -> list[InFlight]:
+_PROGRESS = "records_done, bytes_done, coalesce(started_at, updated_at) AS started_at"
+_NO_PROGRESS = "0 AS records_done, 0 AS bytes_done, updated_at AS started_at"  # a data dir no run of ours opened yet
+
+
+def read_in_flight(db: Database, now: float) -> list[InFlight]:
     """Files a live worker holds: processing, with a lease that has not run out and whose
-    owner process is alive (a kill -9 leaves a row that only looks busy)."""
+    owner process is alive (a kill -9 leaves a row that only looks busy), with the progress
+    its worker persisted (``records_done``, ``bytes_done``: after each full batch)."""
+    columns = {str(row["name"]) for row in db.query("SELECT name FROM pragma_table_info('files')")}
+    progress = _PROGRESS if {"records_done", "started_at"} <= columns else _NO_PROGRESS
     rows = db.query(
-        "SELECT key, records, size, updated_at, lease_owner FROM files"
-        " WHERE status = 'processing' AND lease_until > ? ORDER BY updated_at, key",
+        f"SELECT key, size, lease_owner, {progress} FROM files"  # noqa: S608 - constants only
+        " WHERE status = 'processing' AND lease_until > ? ORDER BY started_at, key",
         (now,),
     )
     return [
-        InFlight(str(r["key"]), int(r["records"]), r["size"], str(r["updated_at"]), str(r["lease_owner"]))
+        InFlight(
+            str(r["key"]),
+            int(r["records_done"]),
+            r["size"],
+            str(r["started_at"]),
+            str(r["lease_owner"]),
+            bytes_done=int(r["bytes_done"]),
+        )
         for r in rows
         if _owner_alive(r["lease_owner"])
     ]

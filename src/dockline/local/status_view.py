@@ -9,6 +9,7 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from dockline.local.progress import size_text
 from dockline.local.status import StatusReport
 from dockline.render import LiteralTable, literal, visible
 
@@ -21,6 +22,11 @@ def _age(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.1f}h"
+
+
+def bytes_of(done: int, size: int | None) -> str:
+    """``42.0 MB / 70.0 MB`` (bytes read so far of the object's size)."""
+    return size_text(done) + ("" if size is None else f" / {size_text(size)}")
 
 
 def _rate(value: float) -> str:
@@ -77,7 +83,7 @@ def status_view(report: StatusReport) -> RenderableType:
         for name in ("records", "bytes", "since"):
             flying.add_column(name, justify="right", no_wrap=True)
         for f in report.in_flight:
-            flying.add_row(f.key, str(f.records), "-" if f.size is None else str(f.size), f.started_at)
+            flying.add_row(f.key, f"{f.records:,}", bytes_of(f.bytes_done, f.size), f.started_at)
         parts.append(flying)
     else:
         parts.append(Text("in flight: none"))
