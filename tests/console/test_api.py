@@ -224,3 +224,35 @@ def test_no_data_yet_is_a_message_not_a_crash(tmp_path: Path, console: Callable[
     assert answer.status == 503
     assert "no dockline data" in answer.json()["error"]
     assert served.get("/").status == 200
+
+
+def test_metrics_are_the_run_metrics_of_the_data_dir(world: World, console: Callable[..., Console]) -> None:
+    # GIVEN the world's data dir (3 processed files with 5 records, 1 failed and dead-lettered)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    served = console(world.data_dir, world.config)
+    # WHEN Prometheus scrapes the console
+    answer = served.get("/metrics")
+    # THEN it serves the registry `run --metrics-port` serves, with the numbers of `status --json`
+    assert answer.status == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(answer.body.decode())
+        for s in family.samples
+    }
+    report = world.status()
+    assert samples[("dockline_files_total", (("status", "processed"),))] == report["files"]["processed"] == 3
+    assert samples[("dockline_files_total", (("status", "failed"),))] == report["files"]["failed"] == 1
+    assert samples[("dockline_records_total", ())] == 5
+    assert samples[("dockline_dead_letters_total", ())] == report["dead_letters"] == 1
+    assert samples[("dockline_backlog_files", ())] == report["backlog"]["files"] == 0
+
+
+def test_metrics_before_any_data_is_503_and_one_line(tmp_path: Path, console: Callable[..., Console]) -> None:
+    config = tmp_path / "dockline.toml"
+    config.write_text("")
+    served = console(tmp_path / "nothing-yet", config)
+    answer = served.get("/metrics")
+    assert answer.status == 503
+    assert answer.body.decode().count("\n") == 1 and "no dockline data" in answer.body.decode()

@@ -45,6 +45,7 @@ def console_command(
 
         from dockline.console.access import is_loopback
         from dockline.console.app import create_app
+        from dockline.console.metrics import metrics_route
         from dockline.console.source import DataSource
     except ImportError as exc:
         raise DocklineError(f"the console needs starlette and uvicorn ({exc.name} is missing): {INSTALL_HINT}") from exc
@@ -69,7 +70,9 @@ def console_command(
     console.file.flush()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(source, token=token, loopback=loopback),
+            create_app(
+                source, token=token, loopback=loopback, extra=[metrics_route(source.data_dir, source.settings)]
+            ),
             log_level="warning",
             access_log=False,
             lifespan="off",
