@@ -11,14 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeDeserializer
 
+from dockline.aws import handler
 from dockline.config import LocalSettings, load_settings
 from dockline.local.engine import LocalEngine
 from tests.infra.cfn import function, main_bucket, props, render, statement
 from tests.infra.conftest import ROUTES_PROJECT, Synthesized, write_project
 from tests.infra.lambda_asset import foreign_modules, run_handler_from_asset
+from tests.infra.test_wiring_moto import Deployment, aws_env, s3_keys
 from tests.local.conftest import drop, items
 from tests.unit.routes_corpus import FILES, comparable, expected
+
+assert aws_env  # the fixture (fake credentials, moto) that the S3 test below uses
 
 
 def run_stack_handler(stack: Synthesized, tmp_path: Path) -> dict[str, Any]:
@@ -131,3 +136,30 @@ def test_item5_the_function_reads_under_every_route_prefix_and_nowhere_else(
     assert sorted(render(r) for r in stmt["Resource"]) == sorted(
         f"arn:${{AWS::Partition}}:s3:::{bucket}/{prefix}*" for prefix in ("AWSLogs/", "iot/", "incoming/", "plain/")
     )
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_item5_s3_sends_the_function_exactly_the_keys_the_routes_take(
+    synthesized: dict[str, Synthesized], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the routes stack rebuilt in moto from its template (its filters, its environment),
+    # the function reading the packaged dockline.toml
+    stack = synthesized["routes"]
+    deployment = Deployment(stack, monkeypatch)
+    monkeypatch.setenv("DOCKLINE_CONFIG", str(function_asset(stack) / "dockline.toml"))
+    # WHEN the corpus lands in the bucket
+    for key, body in FILES.items():
+        deployment.s3.put_object(Bucket=deployment.bucket, Key=key, Body=body)
+    messages = deployment.drain(deployment.queue_url)
+    # THEN S3 queued an event for each routed file and none for the key no route takes
+    assert sorted(s3_keys(messages)) == sorted(k for k in FILES if k != "elsewhere/ignored.json")
+    # AND the handler, given those messages, stores the corpus's items
+    assert handler.lambda_handler(deployment.sqs_event(messages), None) == {"batchItemFailures": []}
+    items = deployment.dynamodb.scan(TableName=deployment.table)["Items"]
+    des = TypeDeserializer()
+    stored = {
+        i["pk"]["S"]: {k: des.deserialize(v) for k, v in i.items()}
+        for i in items
+        if not i["pk"]["S"].startswith("dockline#")
+    }
+    assert {pk: comparable(i["payload"], i["route"], i.get("record_index")) for pk, i in stored.items()} == expected()
