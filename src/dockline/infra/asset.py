@@ -22,9 +22,9 @@ LAMBDA_PYTHON_VERSION = "3.13"
 VENDORED_WHEELS: tuple[str, ...] = ("orjson>=3.9,<4",)
 
 # Never shipped to Lambda: the CDK code (aws_cdk must never be imported there), the CLI and
-# `python -m dockline` (typer, rich), the local engine (watchdog) and the local console (starlette,
-# 210 KB of Chart.js): the handler imports none.
-_EXCLUDED = ("infra", "cli", "__main__.py", "local", "console", "__pycache__", "*.pyc", "*.pyo")
+# `python -m dockline` (typer, rich), the local engine (watchdog), the local console (starlette,
+# 210 KB of Chart.js) and synth's packaging of the user's config: the handler imports none.
+_EXCLUDED = ("infra", "cli", "__main__.py", "local", "console", "packaging.py", "__pycache__", "*.pyc", "*.pyo")
 
 
 class AssetError(DocklineError):
