@@ -7,6 +7,11 @@ overlapping for the same event type")."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -111,3 +116,26 @@ def test_item5_filters_s3_accepts_deliver_exactly_the_keys_the_routes_take(
     for key in sample:
         if pipeline.matches(key):
             assert any(key.startswith(p) for p in read_prefixes(pipeline)), key
+
+
+def test_item5_synth_refuses_overlapping_route_filters_in_one_line_before_node_starts(tmp_path: Path) -> None:
+    # GIVEN a project whose routes S3 could not be configured for
+    (tmp_path / "dockline.toml").write_text(
+        '[[routes]]\nname = "app"\nprefix = "logs/"\nsuffixes = [".app.json"]\n\n'
+        '[[routes]]\nname = "web"\nprefix = "logs/web/"\nsuffixes = [".json"]\n'
+    )
+    # WHEN a user synthesizes it
+    result = subprocess.run(
+        [sys.executable, "-m", "dockline", "synth", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PATH": ""},  # no node on PATH: the refusal comes first
+        check=False,
+        timeout=60,
+    )
+    # THEN it fails with one line naming both routes, and writes nothing
+    assert result.returncode != 0
+    assert result.stderr.startswith("dockline: error: [[routes]] 'app' and 'web': their S3 notification filters")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
