@@ -32,6 +32,11 @@ from dockline.config import CONFIG_FILE_NAME, Settings, load_settings
 from dockline.errors import ConfigError
 
 PACKAGED_SECTIONS = ("pipeline", "routes")
+# What the function needs beyond its runtime and the Powertools layer when a route has a
+# schema: the layer brings fastjsonschema, not jsonschema (and rpds-py, a dependency, is
+# compiled, so it is vendored for arm64 by `dockline deploy`, as orjson is). The range is
+# pyproject.toml's.
+SCHEMA_WHEELS = ("jsonschema>=4.18,<5",)
 OUTSIDE_FOLDER = "_outside"  # schemas that live outside the config's folder
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -51,6 +56,7 @@ class ConfigPackage:
     document: Mapping[str, Any]  # [pipeline] and [[routes]], schema paths as packaged
     files: Mapping[str, Path] = field(default_factory=dict)  # packaged relative path -> file
     folders: Mapping[str, Path] = field(default_factory=dict)  # packaged relative path -> package folder
+    wheels: tuple[str, ...] = ()  # requirements to vendor for the function's platform
 
     def paths(self) -> list[str]:
         """Every path the package adds to the function's code, sorted (for people and tests)."""
@@ -89,7 +95,8 @@ def plan_config(settings: Settings) -> ConfigPackage | None:
             (folders if path.is_dir() else files)[relative] = path
     if routes:
         packaged["routes"] = routes
-    return ConfigPackage(source=source, document=packaged, files=files, folders=folders)
+    wheels = SCHEMA_WHEELS if any("schema" in route for route in routes) else ()
+    return ConfigPackage(source=source, document=packaged, files=files, folders=folders, wheels=wheels)
 
 
 def _schema(where: str, value: Any, base_dir: Path, index: int) -> tuple[str, Path]:

@@ -5,6 +5,8 @@ and test_packaging.py (a fresh interpreter importing the handler from the functi
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,43 @@ def test_item5_without_a_file_the_function_keeps_the_defaults_and_variables() ->
     pipeline = function_settings({**RESOURCES, "DOCKLINE_PREFIX": "landing/"}).pipeline
     assert pipeline.prefix == "landing/"
     assert pipeline.routes == ()
+
+
+WITHOUT_JSONSCHEMA = r"""
+import sys
+
+
+class NotInstalled:
+    # the function's code as `dockline synth` alone builds it: no jsonschema (Lambda has none)
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "jsonschema":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotInstalled())
+from dockline.aws.runtime import engine_from_env
+from dockline.errors import ConfigError
+
+try:
+    engine_from_env({"TABLE_NAME": "events", "TOPIC_ARN": "arn:t", "DOCKLINE_CONFIG": sys.argv[1]})
+except ConfigError as exc:
+    print(exc)
+"""
+
+
+def test_item5_a_schema_route_without_jsonschema_in_the_code_is_one_line_naming_deploy(tmp_path: Path) -> None:
+    # GIVEN a config with a schema route, and a function whose code lacks jsonschema
+    (tmp_path / "order.json").write_text('{"type": "object"}')
+    config = tmp_path / "dockline.toml"
+    config.write_text('[[routes]]\nname = "orders"\nprefix = "in/"\nsuffixes = [".json"]\nschema = "order.json"\n')
+    # WHEN the function builds its engine
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_JSONSCHEMA, str(config)], capture_output=True, text=True, check=False, timeout=60
+    )
+    # THEN it fails with one line naming the package and what vendors it, no traceback
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == (
+        f"{config} needs the jsonschema package, which the function's code lacks; "
+        "deploy with `dockline deploy`, which vendors it (`dockline synth` alone does not)"
+    )

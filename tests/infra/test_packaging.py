@@ -14,7 +14,7 @@ from dockline.config import PipelineSettings, Settings, load_settings
 from dockline.errors import ConfigError
 from dockline.infra.asset import stage_function_code
 from dockline.infra.wiring import function_environment
-from dockline.packaging import check_packaged, plan_config, write_config
+from dockline.packaging import SCHEMA_WHEELS, check_packaged, plan_config, write_config
 from tests.infra.conftest import write_project
 from tests.infra.lambda_asset import foreign_modules, run_handler_from_asset
 
@@ -176,3 +176,21 @@ def test_item5_routes_without_a_file_are_refused_as_the_environment_cannot_carry
     with pytest.raises(ConfigError, match=r"only in a dockline\.toml"):
         plan_config(Settings(pipeline=PipelineSettings(csv_schema={"qty": "int"})))
     assert plan_config(Settings()) is None
+
+
+def test_item5_a_route_with_a_schema_asks_deploy_to_vendor_jsonschema(tmp_path: Path) -> None:
+    # The Powertools layer brings fastjsonschema, not jsonschema: a schema route needs it vendored
+    with_schema = plan_config(transform_project(tmp_path / "a"))
+    plain = plan_config(load_settings(write_project(tmp_path / "b", {"dockline.toml": "[pipeline]\nretries = 2\n"})))
+    assert with_schema is not None and with_schema.wheels == SCHEMA_WHEELS
+    assert plain is not None and plain.wheels == ()
+
+
+@pytest.mark.slow
+def test_item5_deploy_vendors_jsonschema_for_arm64_with_its_compiled_dependency(tmp_path: Path) -> None:
+    # GIVEN the function's code staged as deploy stages it for a config with a schema (needs PyPI)
+    code = stage_function_code(tmp_path / "code", vendor_wheels=True, extra_wheels=SCHEMA_WHEELS)
+    # THEN jsonschema and its dependencies are there, rpds-py built for Lambda's arm64 CPython 3.13
+    assert (code / "jsonschema" / "__init__.py").is_file()
+    assert (code / "referencing" / "__init__.py").is_file()
+    assert [so.name for so in (code / "rpds").glob("*.so") if "313" in so.name and "aarch64" in so.name]

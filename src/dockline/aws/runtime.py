@@ -193,7 +193,13 @@ def function_settings(env: Mapping[str, str] | None = None) -> Settings:
     else:
         packaged = packaged_config_path()
         path = packaged if packaged.is_file() else None
-    settings = load_settings(path) if path is not None else Settings()
+    try:
+        settings = load_settings(path) if path is not None else Settings()
+    except ModuleNotFoundError as exc:  # a route's schema needs jsonschema, which only deploy vendors
+        raise ConfigError(
+            f"{path} needs the {exc.name} package, which the function's code lacks; "
+            "deploy with `dockline deploy`, which vendors it (`dockline synth` alone does not)"
+        ) from exc
     return _with_pipeline_overrides(settings, env)
 
 

@@ -48,7 +48,10 @@ def synth(settings: Settings, out_dir: Path, *, vendor_wheels: bool = False) -> 
     """Write the CloudFormation template(s) and assets to ``out_dir``; return the template paths.
 
     The function's code carries the configuration the settings came from (its ``[pipeline]``,
-    ``[[routes]]``, schema files and transform modules: ``dockline.packaging``).
+    ``[[routes]]``, schema files and transform modules: ``dockline.packaging``). With
+    ``vendor_wheels`` (``deploy``) it also carries the arm64 wheels of orjson and, when a route
+    has a schema, jsonschema: without them (``synth``, offline) the function falls back to
+    ``json`` but cannot check schemas, and says so in one line when it starts.
     Needs Node.js and aws-cdk-lib, no AWS credentials and no network (unless ``vendor_wheels``).
     Raises ConfigError for bad settings, SynthError or AssetError otherwise.
     """
@@ -66,7 +69,8 @@ def synth(settings: Settings, out_dir: Path, *, vendor_wheels: bool = False) -> 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dockline-code-") as tmp:
-        code_dir = stage_function_code(Path(tmp) / "code", vendor_wheels=vendor_wheels)
+        wheels = package.wheels if package is not None else ()
+        code_dir = stage_function_code(Path(tmp) / "code", vendor_wheels=vendor_wheels, extra_wheels=wheels)
         if package is not None:
             write_config(package, code_dir)
             check_packaged(code_dir)
