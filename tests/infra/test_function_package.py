@@ -6,6 +6,8 @@ on moto, stores the same items as the local engine."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from dockline.local.engine import LocalEngine
 from tests.infra.cfn import function, main_bucket, props, render, statement
 from tests.infra.conftest import ROUTES_PROJECT, Synthesized, write_project
 from tests.infra.lambda_asset import foreign_modules, run_handler_from_asset
+from tests.infra.test_linters import SERVERLESS_RULES, has_serverless_rules
 from tests.infra.test_wiring_moto import Deployment, aws_env, s3_keys
 from tests.local.conftest import drop, items
 from tests.unit.routes_corpus import FILES, comparable, expected
@@ -163,3 +166,16 @@ def test_item5_s3_sends_the_function_exactly_the_keys_the_routes_take(
         if not i["pk"]["S"].startswith("dockline#")
     }
     assert {pk: comparable(i["payload"], i["route"], i.get("record_index")) for pk, i in stored.items()} == expected()
+
+
+def test_item5_cfn_lint_finds_no_error_in_the_routes_stack(synthesized: dict[str, Synthesized]) -> None:
+    # (checkov runs on every synthesized template, this one included: test_linters.py)
+    command = [sys.executable, "-m", "cfnlint", "--format", "json"]
+    if has_serverless_rules():
+        command += ["--append-rules", SERVERLESS_RULES]
+    result = subprocess.run(
+        [*command, "--", str(synthesized["routes"].path)], capture_output=True, text=True, check=False
+    )
+    errors = [m for m in json.loads(result.stdout or "[]") if m["Level"] == "Error"]
+    assert not errors, json.dumps(errors, indent=1)
+    assert result.returncode & 2 == 0, result.stderr
