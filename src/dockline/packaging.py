@@ -115,7 +115,7 @@ def _transform(where: str, value: Any, base_dir: Path) -> tuple[str, Path]:
     """The top-level module of ``module:function`` in the config's folder: (relative path, file or folder)."""
     module, _, function = value.partition(":") if isinstance(value, str) else ("", "", "")
     if not _MODULE.match(module) or not _FUNCTION.match(function):
-        raise ConfigError(f'{where} transform must be "module:function" , not {value!r}')
+        raise ConfigError(f'{where} transform must be "module:function", not {value!r}')
     top = module.split(".")[0]
     if top == "dockline":
         raise ConfigError(f"{where} transform: a module of the config's folder named 'dockline' would hide dockline")
@@ -134,9 +134,13 @@ def _transform(where: str, value: Any, base_dir: Path) -> tuple[str, Path]:
             raise ConfigError(f"{where} transform: {top}.py is a module, not a package, so {module!r} does not exist")
         return origin.name, origin
     folder = Path(locations[0])
-    if len(module.split(".")) > 1 and PathFinder.find_spec(module, locations) is None:
-        # Look one level down only: deeper parts are the package's own business.
-        raise ConfigError(f"{where} transform: module {module!r} is not in the package {folder}")
+    name = top
+    for part in module.split(".")[1:]:  # each level of shop.orders.pipeline, without importing
+        name = f"{name}.{part}"
+        found = PathFinder.find_spec(name, locations) if locations else None
+        if found is None:
+            raise ConfigError(f"{where} transform: module {name!r} is not in the package {folder}")
+        locations = list(found.submodule_search_locations or [])
     return folder.name, folder
 
 

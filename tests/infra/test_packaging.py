@@ -151,12 +151,30 @@ def test_item5_a_schema_outside_the_config_folder_is_packaged_under_outside(tmp_
     assert Path(route.schema.source) == code / "_outside" / "1" / "order.json"
 
 
+def test_item5_a_module_deep_in_a_package_is_found_level_by_level(tmp_path: Path) -> None:
+    files = {"shop/orders/__init__.py": "", "shop/orders/pipeline.py": "def f(r, c):\n    return r\n"}
+    config = write_project(
+        tmp_path, {**SHOP, **files, "dockline.toml": TRANSFORMS.replace("shop.pipeline", "shop.orders.pipeline")}
+    )
+    package = plan_config(Settings(source=config))
+    assert package is not None
+    assert package.paths() == ["dockline.toml", "enrich.py", "schemas/order.json", "shop/"]
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [
         ({"dockline.toml": TRANSFORMS.replace("enrich:tag", "missing:tag")}, "'events' transform: module 'missing'"),
         ({"dockline.toml": TRANSFORMS.replace("enrich:tag", "enrich.sub:tag")}, "'events' transform: enrich.py is a"),
         ({"dockline.toml": TRANSFORMS.replace("shop.pipeline", "shop.nope")}, "'orders' transform: module 'shop.nope'"),
+        (
+            {"dockline.toml": TRANSFORMS.replace("shop.pipeline", "shop.nope.pipeline")},
+            "'orders' transform: module 'shop.nope'",
+        ),
+        (
+            {"dockline.toml": TRANSFORMS.replace("shop.pipeline", "shop.pipeline.deeper")},
+            "'orders' transform: module 'shop.pipeline.deeper'",
+        ),
         ({"dockline.toml": TRANSFORMS.replace("enrich:tag", "enrich")}, "'events' transform must be"),
         ({"dockline.toml": TRANSFORMS.replace("enrich:tag", "dockline:x")}, "'events' transform: a module"),
         ({"dockline.toml": TRANSFORMS.replace("schemas/order.json", "gone.json")}, "'orders' schema: "),
