@@ -39,6 +39,8 @@ ENV_DLQ = "DLQ_URL"
 ENV_RECORD_WRITES = "DOCKLINE_RECORD_WRITES"
 ENV_MAX_RECEIVE_COUNT = "DOCKLINE_MAX_RECEIVE_COUNT"
 ENV_CONFIG = "DOCKLINE_CONFIG"
+# jsonschema and what it imports: vendored by `dockline deploy` for routes with a schema.
+_VENDORED_FOR_SCHEMAS = ("jsonschema", "jsonschema_specifications", "referencing", "rpds", "attrs", "attr")
 
 OUTPUT_TABLE = "TableName"
 OUTPUT_TOPIC = "TopicArn"
@@ -196,10 +198,13 @@ def function_settings(env: Mapping[str, str] | None = None) -> Settings:
     try:
         settings = load_settings(path) if path is not None else Settings()
     except ModuleNotFoundError as exc:  # a route's schema needs jsonschema, which only deploy vendors
-        raise ConfigError(
-            f"{path} needs the {exc.name} package, which the function's code lacks; "
+        top = (exc.name or "").split(".")[0]
+        fix = (
             "deploy with `dockline deploy`, which vendors it (`dockline synth` alone does not)"
-        ) from exc
+            if top in _VENDORED_FOR_SCHEMAS
+            else "a transform's module must bring it inside its package folder"
+        )
+        raise ConfigError(f"{path} needs the {exc.name} package, which the function's code lacks; {fix}") from exc
     return _with_pipeline_overrides(settings, env)
 
 
