@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from dockline.config import AwsSettings, AwsSubscription, PipelineSettings, Settings
+from dockline.config import AwsSettings, AwsSubscription, PipelineSettings, Settings, load_settings
+from tests.unit.routes_corpus import CONFIG as ROUTES_CONFIG
+from tests.unit.routes_corpus import ORDER_SCHEMA
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -54,6 +56,36 @@ VARIANTS: dict[str, Settings] = {
 }
 
 
+# A project folder as a user has one: the routes corpus's config (with local and AWS sections),
+# the schema it names, and files that must never reach the function's code.
+ROUTES_PROJECT: dict[str, str] = {
+    "dockline.toml": ROUTES_CONFIG
+    + """
+[[local.subscriptions]]
+type = "webhook"
+url = "http://127.0.0.1:8080/hook"
+headers = { Authorization = "Bearer local-only-token" }
+
+[aws]
+stack_name = "Routed"
+""",
+    "order.json": json.dumps(ORDER_SCHEMA),
+    "notes.py": "raise SystemExit('never packaged')\n",
+    "secrets.env": "TOKEN=never-packaged\n",
+    "data/big.csv": "a,b\n1,2\n",
+    ".git/config": "[core]\n",
+}
+
+
+def write_project(folder: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (relative path -> text) under ``folder``; return its dockline.toml."""
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return folder / "dockline.toml"
+
+
 @dataclass(frozen=True)
 class Synthesized:
     settings: Settings
@@ -77,7 +109,9 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synthesiz
     from dockline.infra import synth
 
     result: dict[str, Synthesized] = {}
-    for name, settings in VARIANTS.items():
+    # "routes": settings read from a project's dockline.toml, packaged with the function.
+    project = write_project(tmp_path_factory.mktemp("project"), ROUTES_PROJECT)
+    for name, settings in {**VARIANTS, "routes": load_settings(project)}.items():
         out_dir = tmp_path_factory.mktemp(f"cdk-{name}")
         try:
             (path,) = synth(settings, out_dir)

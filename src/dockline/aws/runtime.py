@@ -11,15 +11,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from dockline.aws.deadletters import SQSDeadLetters
 from dockline.aws.ledger import DynamoDBLedger, RecordWrites
 from dockline.aws.notifier import SNSNotifier
 from dockline.aws.store import S3Store
-from dockline.config import Settings, settings_from_env
+from dockline.config import CONFIG_FILE_NAME, PipelineSettings, Settings, load_settings, settings_from_env
 from dockline.errors import ConfigError, DocklineError
 from dockline.lifecycle import Lifecycle
 from dockline.pipeline import Pipeline
@@ -37,6 +38,9 @@ ENV_TOPIC = "TOPIC_ARN"
 ENV_DLQ = "DLQ_URL"
 ENV_RECORD_WRITES = "DOCKLINE_RECORD_WRITES"
 ENV_MAX_RECEIVE_COUNT = "DOCKLINE_MAX_RECEIVE_COUNT"
+ENV_CONFIG = "DOCKLINE_CONFIG"
+# jsonschema and what it imports: vendored by `dockline deploy` for routes with a schema.
+_VENDORED_FOR_SCHEMAS = ("jsonschema", "jsonschema_specifications", "referencing", "rpds", "attrs", "attr")
 
 OUTPUT_TABLE = "TableName"
 OUTPUT_TOPIC = "TopicArn"
@@ -166,6 +170,63 @@ def build_engine(
     return AwsEngine(settings, pipeline, store, ledger, notifier, dead_letters, clients, max_receive_count)
 
 
+def packaged_config_path() -> Path:
+    """Where ``dockline synth`` packages dockline.toml: beside the ``dockline`` package, at
+    the root of the function's code (``/var/task`` on Lambda; see ``dockline.packaging``)."""
+    import dockline
+
+    return Path(dockline.__file__).resolve().parent.parent / CONFIG_FILE_NAME
+
+
+def function_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The function's settings: the dockline.toml that ``DOCKLINE_CONFIG`` names, or else the
+    one packaged beside the handler, or else the defaults; then any ``DOCKLINE_*`` pipeline
+    variable on top (an operator's override of ``[pipeline]``; routes have no variables).
+
+    Read once per container: the handler builds its engine once. Raises ConfigError.
+    """
+    env = os.environ if env is None else env
+    named = env.get(ENV_CONFIG)
+    path: Path | None
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"{ENV_CONFIG} names {named}, which is not a file")
+    else:
+        packaged = packaged_config_path()
+        path = packaged if packaged.is_file() else None
+    try:
+        settings = load_settings(path) if path is not None else Settings()
+    except ModuleNotFoundError as exc:  # a route's schema needs jsonschema, which only deploy vendors
+        top = (exc.name or "").split(".")[0]
+        fix = (
+            "deploy with `dockline deploy`, which vendors it (`dockline synth` alone does not)"
+            if top in _VENDORED_FOR_SCHEMAS
+            else "a transform's module must bring it inside its package folder"
+        )
+        raise ConfigError(f"{path} needs the {exc.name} package, which the function's code lacks; {fix}") from exc
+    return _with_pipeline_overrides(settings, env)
+
+
+def _with_pipeline_overrides(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """``settings`` with the ``[pipeline]`` values that ``DOCKLINE_*`` variables set (those
+    with an environment form: not routes, not the csv_schema table)."""
+    defaults = PipelineSettings()
+    names = [
+        f.name
+        for f in fields(PipelineSettings)
+        if f.init
+        and f.name != "routes"
+        and not isinstance(getattr(defaults, f.name), Mapping)
+        and f"DOCKLINE_{f.name.upper()}" in env
+    ]
+    if not names:
+        return settings
+    from_env = settings_from_env(env).pipeline
+    pipeline = replace(settings.pipeline, **{name: getattr(from_env, name) for name in names})
+    return replace(settings, pipeline=pipeline)
+
+
 def engine_from_env(
     env: Mapping[str, str] | None = None,
     *,
@@ -173,11 +234,12 @@ def engine_from_env(
     clock: Callable[[], datetime] = utc_now,
     sleep: Callable[[float], None] = time.sleep,
 ) -> AwsEngine:
-    """The Lambda function's engine, configured by its environment.
+    """The Lambda function's engine, configured by its environment and its dockline.toml.
 
-    ``TABLE_NAME`` and ``TOPIC_ARN`` are required (the seed's names); ``DLQ_URL``,
-    ``DOCKLINE_RECORD_WRITES`` (checked | batch), ``DOCKLINE_MAX_RECEIVE_COUNT`` and the
-    ``DOCKLINE_*`` pipeline settings are optional. Raises ConfigError.
+    ``TABLE_NAME`` and ``TOPIC_ARN`` are required (the seed's names) and always name the
+    resources, whatever the file says; ``DLQ_URL``, ``DOCKLINE_RECORD_WRITES`` (checked |
+    batch), ``DOCKLINE_MAX_RECEIVE_COUNT``, ``DOCKLINE_CONFIG`` and the ``DOCKLINE_*``
+    pipeline settings are optional (``function_settings``). Raises ConfigError.
     """
     env = os.environ if env is None else env
     missing = [name for name in (ENV_TABLE, ENV_TOPIC) if not env.get(name)]
@@ -196,7 +258,7 @@ def engine_from_env(
         table_name=env[ENV_TABLE],
         topic_arn=env[ENV_TOPIC],
         dlq_url=env.get(ENV_DLQ) or None,
-        settings=settings_from_env(env),
+        settings=function_settings(env),
         clients=clients,
         record_writes=cast("RecordWrites", writes),
         max_receive_count=int(receive) if receive else None,

@@ -22,9 +22,9 @@ LAMBDA_PYTHON_VERSION = "3.13"
 VENDORED_WHEELS: tuple[str, ...] = ("orjson>=3.9,<4",)
 
 # Never shipped to Lambda: the CDK code (aws_cdk must never be imported there), the CLI and
-# `python -m dockline` (typer, rich), the local engine (watchdog) and the local console (starlette,
-# 210 KB of Chart.js): the handler imports none.
-_EXCLUDED = ("infra", "cli", "__main__.py", "local", "console", "__pycache__", "*.pyc", "*.pyo")
+# `python -m dockline` (typer, rich), the local engine (watchdog), the local console (starlette,
+# 210 KB of Chart.js) and synth's packaging of the user's config: the handler imports none.
+_EXCLUDED = ("infra", "cli", "__main__.py", "local", "console", "packaging.py", "__pycache__", "*.pyc", "*.pyo")
 
 
 class AssetError(DocklineError):
@@ -36,8 +36,10 @@ def package_source() -> Path:
     return Path(dockline.__file__).resolve().parent
 
 
-def stage_function_code(dest: Path, *, vendor_wheels: bool = False) -> Path:
-    """Fill ``dest`` with the importable ``dockline`` package (and wheels if asked); return ``dest``.
+def stage_function_code(dest: Path, *, vendor_wheels: bool = False, extra_wheels: tuple[str, ...] = ()) -> Path:
+    """Fill ``dest`` with the importable ``dockline`` package (and, if asked, the arm64 wheels
+    of ``VENDORED_WHEELS`` and ``extra_wheels``, e.g. jsonschema for routes with a schema);
+    return ``dest``.
 
     Raises AssetError when the package is incomplete or the wheels cannot be fetched.
     """
@@ -49,11 +51,11 @@ def stage_function_code(dest: Path, *, vendor_wheels: bool = False) -> Path:
     dest.mkdir(parents=True)
     shutil.copytree(source, dest / "dockline", ignore=shutil.ignore_patterns(*_EXCLUDED))
     if vendor_wheels:
-        _vendor(dest)
+        _vendor(dest, (*VENDORED_WHEELS, *extra_wheels))
     return dest
 
 
-def _vendor(dest: Path) -> None:
+def _vendor(dest: Path, requirements: tuple[str, ...]) -> None:
     command = [
         sys.executable,
         "-m",
@@ -70,7 +72,7 @@ def _vendor(dest: Path) -> None:
         "--python-version",
         LAMBDA_PYTHON_VERSION,
         "--only-binary=:all:",
-        *VENDORED_WHEELS,
+        *requirements,
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:

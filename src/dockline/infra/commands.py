@@ -16,6 +16,7 @@ from dockline.config import Settings
 from dockline.errors import DocklineError
 from dockline.infra.asset import stage_function_code
 from dockline.infra.wiring import validate_for_aws
+from dockline.packaging import check_packaged, plan_config, write_config
 
 CDK_CLI = "aws-cdk@2"
 _NODE_BANNER_VAR = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
@@ -46,10 +47,16 @@ def _node_major() -> str:
 def synth(settings: Settings, out_dir: Path, *, vendor_wheels: bool = False) -> list[Path]:
     """Write the CloudFormation template(s) and assets to ``out_dir``; return the template paths.
 
+    The function's code carries the configuration the settings came from (its ``[pipeline]``,
+    ``[[routes]]``, schema files and transform modules: ``dockline.packaging``). With
+    ``vendor_wheels`` (``deploy``) it also carries the arm64 wheels of orjson and, when a route
+    has a schema, jsonschema: without them (``synth``, offline) the function falls back to
+    ``json`` but cannot check schemas, and says so in one line when it starts.
     Needs Node.js and aws-cdk-lib, no AWS credentials and no network (unless ``vendor_wheels``).
     Raises ConfigError for bad settings, SynthError or AssetError otherwise.
     """
     validate_for_aws(settings)
+    package = plan_config(settings)  # before Node starts: a missing schema or module fails fast
     # jsii prints a banner on every start under an end-of-life Node; the value names the major version.
     os.environ.setdefault(_NODE_BANNER_VAR, _node_major())
     try:
@@ -62,7 +69,11 @@ def synth(settings: Settings, out_dir: Path, *, vendor_wheels: bool = False) -> 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dockline-code-") as tmp:
-        code_dir = stage_function_code(Path(tmp) / "code", vendor_wheels=vendor_wheels)
+        wheels = package.wheels if package is not None else ()
+        code_dir = stage_function_code(Path(tmp) / "code", vendor_wheels=vendor_wheels, extra_wheels=wheels)
+        if package is not None:
+            write_config(package, code_dir)
+            check_packaged(code_dir)
         try:
             app = cdk.App(outdir=str(out_dir), context=CDK_CONTEXT)
             DocklineStack(app, settings=settings, code_dir=code_dir)

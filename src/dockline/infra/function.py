@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aws_cdk import Aws, Duration, RemovalPolicy
@@ -153,9 +153,9 @@ class ProcessorFunction(Construct):
     def _allow(self, sid: str, actions: list[str], resources: list[str]) -> None:
         self.role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
 
-    def allow_read_objects(self, objects_arn: str) -> None:
-        """s3:GetObject(Version) on the landing prefix only (e.g. ``bucket/incoming/*``)."""
-        self._allow("ReadLandedFiles", ["s3:GetObject", "s3:GetObjectVersion"], [objects_arn])
+    def allow_read_objects(self, objects_arns: Sequence[str]) -> None:
+        """s3:GetObject(Version) on the routes' prefixes only (e.g. ``bucket/incoming/*``)."""
+        self._allow("ReadLandedFiles", ["s3:GetObject", "s3:GetObjectVersion"], list(objects_arns))
 
     def allow_ledger_writes(self, table_arn: str) -> None:
         """The item calls the ledger makes; no Query or Scan.

@@ -8,7 +8,7 @@ from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from dockline.config import Settings
+from dockline.config import CONFIG_FILE_NAME, Settings
 from dockline.infra.function import ProcessorFunction
 from dockline.infra.messaging import NotificationTopic, PipelineQueues
 from dockline.infra.monitoring import PipelineMonitoring
@@ -21,6 +21,7 @@ from dockline.infra.wiring import (
     function_name,
     key_filters,
     log_group_name,
+    read_prefixes,
     validate_for_aws,
 )
 
@@ -29,7 +30,10 @@ class DocklinePipeline(Construct):
     """Bucket -> (queue ->) function -> table + topic, with its failure path and monitoring.
 
     Everything comes from ``settings``; ``code_dir`` is the staged function code
-    (``asset.stage_function_code``). Raises ConfigError for settings AWS cannot take.
+    (``asset.stage_function_code``), with the packaged dockline.toml at its root when the
+    settings came from a file (``packaging.write_config``). There is one S3 notification
+    filter per route prefix and suffix, and the function may read under every route prefix
+    and nowhere else. Raises ConfigError for settings AWS cannot take.
 
     Attributes: ``key``, ``ingest`` (``.bucket``), ``ledger`` (``.table``), ``notifications``
     (``.topic``), ``queues`` (``.dead_letter_queue``, ``.input_queue``), ``processor``
@@ -84,6 +88,7 @@ class DocklinePipeline(Construct):
                 topic_arn=self.notifications.topic.topic_arn,
                 dlq_url=dlq.queue_url,
                 max_receive_count=aws.max_receive_count if queue_mode else None,
+                config_packaged=(code_dir / CONFIG_FILE_NAME).is_file(),
             ),
             key=self.key,
             timeout_seconds=aws.timeout_seconds,
@@ -94,7 +99,7 @@ class DocklinePipeline(Construct):
             removal_policy=removal,
         )
         # Grants where the parts meet: each one names one resource.
-        self.processor.allow_read_objects(self.ingest.objects_arn(pipeline.prefix))
+        self.processor.allow_read_objects([self.ingest.objects_arn(p) for p in read_prefixes(pipeline)])
         self.processor.allow_ledger_writes(self.ledger.table.table_arn)
         self.processor.allow_publish(self.notifications.topic.topic_arn)
         self.processor.allow_dead_letters(dlq.queue_arn)

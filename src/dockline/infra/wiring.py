@@ -97,19 +97,50 @@ def _check_subscription(protocol: str, endpoint: str) -> None:
 
 
 def key_filters(pipeline: PipelineSettings) -> tuple[KeyFilter, ...]:
-    """One filter per accepted suffix, in a stable order. Raises ConfigError.
+    """One S3 notification filter per route prefix and suffix (each also with ``.gz``), in a
+    stable order; without ``[[routes]]``, ``[pipeline]``'s prefix and suffixes. Raises ConfigError.
 
-    S3 rejects two configurations of one event type whose filters overlap, and two
-    suffixes overlap when one ends with the other ('.json' and 'data.json').
+    S3 refuses a notification configuration in which two filters of one event type overlap
+    ("Configuration is ambiguously defined. Cannot have overlapping suffixes in two rules if
+    the prefixes are overlapping for the same event type"), whatever their destinations: two
+    filters overlap when one prefix starts with the other and one suffix ends with the other.
+    A filter that another one covers (``incoming/orders/`` + ``.json`` under ``incoming/`` +
+    ``.json``; ``.json.gz`` under ``.gz``) adds no key, so it is left out and the union stays
+    exact: the function routes each key itself. What is left overlapping could only be
+    delivered by over-delivering, and is refused in one line naming both routes.
     """
-    suffixes = tuple(dict.fromkeys(pipeline.all_suffixes()))
-    for a in suffixes:
-        for b in suffixes:
-            if a != b and a.endswith(b):
+    wanted: dict[KeyFilter, str] = {}  # filter -> the first route that asked for it
+    for route in pipeline.table.routes:
+        for suffix in route.all_suffixes():
+            wanted.setdefault(KeyFilter(prefix=route.prefix, suffix=suffix), route.name)
+    kept = [f for f in wanted if not any(g != f and _covers(g, f) for g in wanted)]
+    for i, a in enumerate(kept):
+        for b in kept[i + 1 :]:
+            if _overlap(a, b):
                 raise ConfigError(
-                    f"[pipeline] suffixes {b!r} and {a!r} overlap; S3 accepts only non-overlapping filters"
+                    f"[[routes]] {wanted[a]!r} and {wanted[b]!r}: their S3 notification filters "
+                    f"({a.prefix!r} + {a.suffix!r}, {b.prefix!r} + {b.suffix!r}) overlap and neither covers the "
+                    "other, which S3 refuses; make one route's prefix and suffix cover the other's, or keep them apart"
                 )
-    return tuple(KeyFilter(prefix=pipeline.prefix, suffix=s) for s in suffixes)
+    return tuple(kept)
+
+
+def _covers(outer: KeyFilter, inner: KeyFilter) -> bool:
+    """Does every key that ``inner`` matches also match ``outer``?"""
+    return inner.prefix.startswith(outer.prefix) and inner.suffix.endswith(outer.suffix)
+
+
+def _overlap(a: KeyFilter, b: KeyFilter) -> bool:
+    """S3's rule: the prefixes overlap (one starts with the other) and so do the suffixes."""
+    prefixes = a.prefix.startswith(b.prefix) or b.prefix.startswith(a.prefix)
+    return prefixes and (a.suffix.endswith(b.suffix) or b.suffix.endswith(a.suffix))
+
+
+def read_prefixes(pipeline: PipelineSettings) -> tuple[str, ...]:
+    """The prefixes the function may read (``s3:GetObject``): those of the notification
+    filters, without one that a shorter one already covers. Raises ConfigError."""
+    prefixes = dict.fromkeys(f.prefix for f in key_filters(pipeline))
+    return tuple(p for p in prefixes if not any(q != p and p.startswith(q) for q in prefixes))
 
 
 def function_name(aws: AwsSettings) -> str:
@@ -123,8 +154,9 @@ def log_group_name(aws: AwsSettings) -> str:
 def pipeline_environment(pipeline: PipelineSettings) -> dict[str, str]:
     """``DOCKLINE_*`` variables that ``config.settings_from_env`` turns back into ``pipeline``.
 
-    So the function behaves as ``dockline.toml`` says. Mappings (``csv_schema``) have no
-    environment form in ``settings_from_env`` and are left out.
+    For settings that come from no file (defaults, or built in code): a file is packaged
+    instead (``dockline.packaging``). Mappings (``csv_schema``) and routes have no
+    environment form and are left out; ``packaging.plan_config`` refuses them without a file.
     """
     env: dict[str, str] = {}
     for f in fields(PipelineSettings):
@@ -144,12 +176,21 @@ def pipeline_environment(pipeline: PipelineSettings) -> dict[str, str]:
 
 
 def function_environment(
-    settings: Settings, *, table_name: str, topic_arn: str, dlq_url: str, max_receive_count: int | None = None
+    settings: Settings,
+    *,
+    table_name: str,
+    topic_arn: str,
+    dlq_url: str,
+    max_receive_count: int | None = None,
+    config_packaged: bool = False,
 ) -> dict[str, str]:
     """The Lambda function's environment: the handler's contract plus the pipeline settings.
 
     ``max_receive_count`` (queue mode) lets the handler settle a file as failed, with its
-    reason, on the last receive instead of SQS moving the bare event to the DLQ.
+    reason, on the last receive instead of SQS moving the bare event to the DLQ. With
+    ``config_packaged`` the function reads ``[pipeline]`` and ``[[routes]]`` from the
+    packaged dockline.toml (``dockline.packaging``), so no ``DOCKLINE_*`` pipeline variable
+    is set: one source of truth, and the variables stay free for an operator's override.
     """
     env = {
         "TABLE_NAME": table_name,
@@ -157,8 +198,9 @@ def function_environment(
         "DLQ_URL": dlq_url,
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-        **pipeline_environment(settings.pipeline),
     }
+    if not config_packaged:
+        env.update(pipeline_environment(settings.pipeline))
     if max_receive_count is not None:
         env["DOCKLINE_MAX_RECEIVE_COUNT"] = str(max_receive_count)
     return env
