@@ -236,15 +236,3 @@ def test_backfill_respects_a_pipeline_without_gzip(world: World) -> None:
     put_unannounced(world, ["incoming/a.json", "incoming/b.json.gz"])
     tally = backfill(world, dry_run=True)
     assert (tally.sent, tally.skipped_suffix) == (1, 1)
-
-
-def test_output_keys_are_the_stacks() -> None:
-    # The CLI reads the stack's outputs by these names; the stack defines them (needs the CDK).
-    stack = pytest.importorskip("dockline.infra.stack")
-    from dockline.aws import backfill_run
-
-    assert (backfill_run.OUTPUT_BUCKET, backfill_run.OUTPUT_QUEUE, backfill_run.OUTPUT_FUNCTION) == (
-        stack.OUTPUT_BUCKET,
-        stack.OUTPUT_QUEUE,
-        stack.OUTPUT_FUNCTION,
-    )

@@ -29,15 +29,11 @@ from dockline.aws.backfill import (
     unsettled,
 )
 from dockline.aws.errors import translate
+from dockline.aws.outputs import OUTPUT_BUCKET, OUTPUT_FUNCTION, OUTPUT_QUEUE, OUTPUT_TABLE
 from dockline.aws.pacing import TokenBucket
-from dockline.aws.runtime import OUTPUT_TABLE, Clients, stack_outputs
+from dockline.aws.runtime import Clients, stack_outputs
 from dockline.config import Settings
 from dockline.errors import DocklineError, TransientError, UsageError
-
-# The stack's output keys (dockline.infra.stack defines them; importing it needs the CDK).
-OUTPUT_BUCKET = "BucketName"
-OUTPUT_QUEUE = "QueueUrl"
-OUTPUT_FUNCTION = "FunctionName"
 
 
 @dataclass(frozen=True, slots=True)

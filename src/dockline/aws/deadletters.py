@@ -291,7 +291,8 @@ def show_dead_letter(
 def queue_url_from_stack(stack_name: str, *, client: Any = None) -> str:
     """The ``DeadLetterQueueUrl`` output of the deployed stack (when ``--queue-url`` is
     not given). Raises DocklineError when the stack or the output is missing."""
-    from dockline.aws.runtime import OUTPUT_DLQ, stack_output
+    from dockline.aws.outputs import OUTPUT_DLQ
+    from dockline.aws.runtime import stack_output
 
     return stack_output(stack_name, OUTPUT_DLQ, client=client)
 

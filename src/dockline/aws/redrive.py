@@ -21,12 +21,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dockline import redrive as core
 from dockline.aws.deadletters import SHAPE_UNRECOGNISED, HeldMessage, SQSDeadLetters, letters_from_message
 from dockline.aws.errors import error_code, http_status, translate
+from dockline.aws.outputs import OUTPUT_TABLE, OUTPUT_TOPIC
 from dockline.aws.refs import version_of
 from dockline.aws.runtime import (
     ENV_TABLE,
     ENV_TOPIC,
-    OUTPUT_TABLE,
-    OUTPUT_TOPIC,
     AwsEngine,
     Clients,
     build_engine,

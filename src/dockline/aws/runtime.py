@@ -42,9 +42,6 @@ ENV_CONFIG = "DOCKLINE_CONFIG"
 # jsonschema and what it imports: vendored by `dockline deploy` for routes with a schema.
 _VENDORED_FOR_SCHEMAS = ("jsonschema", "jsonschema_specifications", "referencing", "rpds", "attrs", "attr")
 
-OUTPUT_TABLE = "TableName"
-OUTPUT_TOPIC = "TopicArn"
-OUTPUT_DLQ = "DeadLetterQueueUrl"
 
 
 def client_config() -> Config:

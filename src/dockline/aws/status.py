@@ -24,9 +24,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dockline.aws import items as it
-from dockline.aws.backfill_run import OUTPUT_FUNCTION, OUTPUT_QUEUE
 from dockline.aws.errors import translate
-from dockline.aws.runtime import OUTPUT_DLQ, OUTPUT_TABLE, Clients, stack_outputs
+from dockline.aws.outputs import OUTPUT_DLQ, OUTPUT_FUNCTION, OUTPUT_QUEUE, OUTPUT_TABLE
+from dockline.aws.runtime import Clients, stack_outputs
 from dockline.models import Status
 
 WINDOWS = ((1, "1m"), (5, "5m"), (15, "15m"))

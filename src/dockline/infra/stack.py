@@ -8,17 +8,18 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+# Output names are a contract with the commands that read them: one place, dockline.aws.outputs.
+from dockline.aws.outputs import (
+    OUTPUT_ALARM_TOPIC,
+    OUTPUT_BUCKET,
+    OUTPUT_DLQ,
+    OUTPUT_FUNCTION,
+    OUTPUT_QUEUE,
+    OUTPUT_TABLE,
+    OUTPUT_TOPIC,
+)
 from dockline.config import Settings
 from dockline.infra.pipeline import DocklinePipeline
-
-# Output names are a contract: `dockline dlq ... --aws` reads DeadLetterQueueUrl (dockline.aws.runtime).
-OUTPUT_BUCKET = "BucketName"
-OUTPUT_TABLE = "TableName"
-OUTPUT_TOPIC = "TopicArn"
-OUTPUT_DLQ = "DeadLetterQueueUrl"
-OUTPUT_QUEUE = "QueueUrl"
-OUTPUT_FUNCTION = "FunctionName"
-OUTPUT_ALARM_TOPIC = "AlarmTopicArn"
 
 
 class DocklineStack(Stack):
