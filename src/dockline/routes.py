@@ -17,6 +17,7 @@ from enum import StrEnum
 from dockline.errors import ConfigError
 from dockline.models import BadRecordPolicy, ConflictPolicy, RecordMode
 from dockline.selectors import DEFAULT_IDS, IdSelector, Pointer
+from dockline.transforms import Transform
 from dockline.validation import SchemaCheck
 
 DEFAULT_ROUTE = "default"
@@ -64,6 +65,7 @@ class Route:
     csv: CsvDialect = field(default_factory=CsvDialect)
     csv_schema: Mapping[str, str] = field(default_factory=dict)
     schema: SchemaCheck | None = None
+    transform: Transform | None = None  # runs after the schema check, before the ledger
     on_bad_record: BadRecordPolicy = BadRecordPolicy.FAIL_FILE
     on_conflict: ConflictPolicy = ConflictPolicy.REJECT
     gzip: bool = True
@@ -80,7 +82,7 @@ class Route:
     @property
     def plain(self) -> bool:
         """No per-record step beyond today's: the decoder's fast paths apply."""
-        return self.ids.is_default and self.schema is None
+        return self.ids.is_default and self.schema is None and self.transform is None
 
     def format_for(self, key: str) -> tuple[str, bool]:
         """('json' | 'lines' | 'csv', gzipped) for a key of this route."""

@@ -203,6 +203,8 @@ def files_list(
                     + "skipped "
                     + ", ".join(f"line {s['index']}: {s['reason']}" for s in row["skipped"][:3])
                 )
+            if row.get("dropped"):
+                reason = (reason + "; " if reason else "") + f"{row['dropped']} dropped by the transform"
             table.add_row(
                 row["key"],
                 status_cell(row["status"]),

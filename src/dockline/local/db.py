@@ -126,6 +126,8 @@ _ADDED_COLUMNS = {
     ("items", "generation"): "INTEGER NOT NULL DEFAULT 0",
     # The route that read the record (issue 9); NULL: the default route ([pipeline]).
     ("items", "route"): "TEXT",
+    # Records a route's transform dropped (returned None for); 0 in old rows.
+    ("files", "dropped"): "INTEGER NOT NULL DEFAULT 0",
 }
 
 

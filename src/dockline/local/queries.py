@@ -45,8 +45,16 @@ def _item_columns(db: Database) -> str:
 
 _FILE_COLUMNS = (
     "bucket, key, version, status, error, pk, attempts, records, duplicates, conflicts, skipped,"
-    " skipped_total, size, received_at, updated_at, notified FROM files"
+    " skipped_total, size, received_at, updated_at, notified, dropped FROM files"
 )
+
+
+def _file_columns(db: Database) -> str:
+    """The file columns; a data dir from before transforms, opened read-only, has no
+    ``files.dropped``: it reads as 0."""
+    if any(row[1] == "dropped" for row in db.query("PRAGMA table_info(files)")):
+        return _FILE_COLUMNS
+    return _FILE_COLUMNS.replace("dropped FROM", "0 AS dropped FROM")
 
 
 @dataclass(frozen=True)
@@ -212,7 +220,7 @@ def get_item(db: Database, pk: str) -> dict[str, Any] | None:
 def file_rows(db: Database, where: Filter = Filter(), *, newest_first: bool = True) -> Iterator[dict[str, Any]]:
     """Files matching ``where``, received last first, or first first."""
     filtered, params = _where(where, pk="pk", key="key", since="received_at", status="status")
-    sql = f"SELECT {_FILE_COLUMNS}" + filtered
+    sql = f"SELECT {_file_columns(db)}" + filtered
     # id order is the order of arrival: a row is made when its version is first seen and
     # received_at is never changed after; no extra index is needed to page newest first.
     sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
@@ -231,6 +239,7 @@ def file_rows(db: Database, where: Filter = Filter(), *, newest_first: bool = Tr
             "conflicts": row["conflicts"],
             "skipped": orjson.loads(row["skipped"] or "[]"),
             "skipped_total": row["skipped_total"],
+            "dropped": row["dropped"],
             "bucket": row["bucket"],
             "sha256": row["version"],
             "size": row["size"],
