@@ -126,6 +126,11 @@ class RouteTable:
         """Can keys below ``folder_key`` ("a/b/") match a route? (prunes the scan)"""
         return any(folder_key.startswith(p) or p.startswith(folder_key) for p in self.prefixes)
 
+    def could_hold_any_case(self, folder_key: str) -> bool:
+        """``could_hold``, ignoring case: where a key that missed by case may be."""
+        lowered = folder_key.lower()
+        return any(lowered.startswith(p.lower()) or p.lower().startswith(lowered) for p in self.prefixes)
+
 
 @dataclass(frozen=True, slots=True)
 class Miss:

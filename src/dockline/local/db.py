@@ -68,6 +68,13 @@ CREATE TABLE IF NOT EXISTS files (
     UNIQUE (bucket, key, version)
 );
 CREATE INDEX IF NOT EXISTS files_by_status ON files (status);
+CREATE TABLE IF NOT EXISTS ignored ( -- keys the last scan saw that no route takes (issue 9)
+    key TEXT PRIMARY KEY,
+    route TEXT,                     -- the nearest route
+    why TEXT NOT NULL,              -- prefix | suffix | case | prefix and suffix
+    detail TEXT NOT NULL,
+    seen_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS seen (    -- stat cache: a rescan hashes only changed files
     key TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
