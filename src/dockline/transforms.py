@@ -22,11 +22,11 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from dockline.errors import PermanentError, TransientError
-from dockline.jsonx import exact_payload
 
 log = logging.getLogger("dockline.transforms")
 
@@ -93,7 +93,7 @@ class Transform:
         Raises PermanentError (the record is bad) and TransientError (retry the file).
         """
         try:
-            result = self.function(exact_payload(record), ctx)
+            result = self.function(_with_decimals(record), ctx)
         except TransientError:
             raise
         except Exception as exc:  # user code: any failure makes the record bad
@@ -121,6 +121,23 @@ class Transform:
 
     def __repr__(self) -> str:
         return f"Transform({self.spec!r})"
+
+
+def _with_decimals(value: Any) -> Any:
+    """A copy of a record with every float as the Decimal of its shortest form (exact: see
+    ``jsonx``), so the transform never sees a float. ``jsonx.exact_payload``'s rule, with
+    scalars handled inline: this runs once per record."""
+    if type(value) is dict:
+        return {
+            k: Decimal(repr(v)) if type(v) is float else _with_decimals(v) if type(v) in _NESTED else v
+            for k, v in value.items()
+        }
+    if type(value) is list:
+        return [Decimal(repr(v)) if type(v) is float else _with_decimals(v) if type(v) in _NESTED else v for v in value]
+    return Decimal(repr(value)) if type(value) is float else value
+
+
+_NESTED = (dict, list)
 
 
 def _one_line(exc: BaseException) -> str:
