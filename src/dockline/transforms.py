@@ -36,7 +36,8 @@ class TransformContext:
     """What a transform may know about the record it is given.
 
     ``index`` is the 1-based line, row or array element (None for a whole document);
-    ``received_at`` is the S3 event time on AWS, else when this run picked the file up.
+    ``received_at`` is the S3 event time on AWS, the file's modification time locally, and
+    when the run picked the file up where neither is known.
     """
 
     route: str
