@@ -139,7 +139,8 @@ def make_record(document: Any, *, key: str, index: int | None, max_inline: int, 
     """A ledger record from one parsed JSON value; without an id its pk is ``key``
     (document mode) or ``key#index``. ``route`` picks the id and checks the record
     against its schema (its transform is ``RecordStream``'s). Raises PermanentError."""
-    _require_object(document, index)
+    if type(document) is not dict:
+        _require_object(document, index)
     fallback = key if index is None else f"{key}#{index}"
     name = DEFAULT_ROUTE if route is None else route.name
     if route is None or route.plain:
@@ -148,7 +149,10 @@ def make_record(document: Any, *, key: str, index: int | None, max_inline: int, 
         if route.schema is not None and (problem := route.schema.problem(document)) is not None:
             raise PermanentError(problem)
         pk = derive_pk(document, fallback, route.ids)
-    return _record(document, pk, index, max_inline, name)
+    canonical = dumps(document)  # as _record does, inline: this runs once per record
+    if len(canonical) > max_inline:  # keep the hash, drop the bytes
+        return Record(pk, None, hashlib.sha256(canonical).hexdigest(), index, True, len(canonical), "", name)
+    return Record(pk, document, None, index, False, len(canonical), canonical.decode(), name)
 
 
 def _require_object(document: Any, index: int | None) -> None:
@@ -312,12 +316,13 @@ class RecordStream:
         if self.size == 0:
             raise PermanentError("the file is empty")
 
-    def _made(self, document: Any, index: int | None) -> list[Record]:
-        """The records one parsed value becomes: itself, or what the route's transform
-        makes of it. Raises PermanentError, and TransientError from a transform."""
+    def _made(self, document: Any, index: int | None) -> Record | list[Record]:
+        """The record one parsed value becomes, or the records the route's transform makes
+        of it (a list: the common case stays one object, no list, as before transforms).
+        Raises PermanentError, and TransientError from a transform."""
         route, max_inline = self.route, self._settings.max_inline_bytes
         if route.transform is None:
-            return [make_record(document, key=self.key, index=index, max_inline=max_inline, route=route)]
+            return make_record(document, key=self.key, index=index, max_inline=max_inline, route=route)
         ref = self._ref
         context = TransformContext(route.name, self.key, ref.bucket, ref.version, index, self._received_at)
         records = transformed_records(
@@ -354,15 +359,19 @@ class RecordStream:
         if self.route.selector is not None:
             document = self._selected(document)
         elif not self.multi or not isinstance(document, list):
-            yield from self._made(document, None)
+            made = self._made(document, None)
+            yield from made if isinstance(made, list) else (made,)
             return
         for index, element in enumerate(document, start=1):
             try:
-                records = self._made(element, index)
+                made = self._made(element, index)
             except PermanentError as exc:
                 self._bad(index, str(exc))
                 continue
-            yield from records
+            if isinstance(made, list):
+                yield from made
+            else:
+                yield made
 
     def _selected(self, document: Any) -> list[Any]:
         """The array the route's record selector names. Raises PermanentError."""
@@ -436,7 +445,7 @@ class RecordStream:
                 continue
             seen_text = True
             try:
-                records = self._made(loads(line), number)
+                made = self._made(loads(line), number)
             except JSONSyntaxError as exc:
                 column = exc.column if exc.line == 1 else len(line.decode("utf-8", "replace").rstrip("\r\n")) + 1
                 self._bad(number, exc.what, column=column)
@@ -444,7 +453,10 @@ class RecordStream:
             except PermanentError as exc:
                 self._bad(number, str(exc))
                 continue
-            yield from records
+            if isinstance(made, list):
+                yield from made
+            else:
+                yield made
         if not seen_text and self._raw.count:
             raise PermanentError("the file is blank (whitespace only)")
 
@@ -472,11 +484,14 @@ class RecordStream:
                     continue
                 try:
                     document = {h: converters.get(h, str)(v) for h, v in zip(header, row, strict=True)}
-                    records = self._made(document, number)
+                    made = self._made(document, number)
                 except PermanentError as exc:
                     self._bad(number, str(exc))
                     continue
-                yield from records
+                if isinstance(made, list):
+                    yield from made
+                else:
+                    yield made
         except UnicodeDecodeError as exc:
             raise PermanentError(f"not valid UTF-8 near byte offset {exc.start}") from None
         except csv.Error as exc:
