@@ -154,6 +154,8 @@ def test_routes_cli_run_once_with_a_routes_config_in_a_real_process(data_dir: Pa
     # is not the config's folder: the transform's module is found beside dockline.toml)
     done = run_cli(data_dir, "run", "--once", config=config)
     assert done.returncode == 0, done.stderr
+    # (the shop transform raised on one record: a bad record, its traceback in the debug log only)
+    assert "Traceback" not in done.stderr and "order_lines" not in done.stderr
     # THEN `ledger get` shows an item read by its route (the schema path was found beside the config)
     shown = run_cli(data_dir, "ledger", "get", "7#o-1", "--json", config=config)
     assert shown.returncode == 0, shown.stderr
