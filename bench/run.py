@@ -1,7 +1,7 @@
 """dockline's benchmark: every figure measured in this run, on this machine, beside its bound.
 
     python bench/run.py                 # the whole table (about a minute or two)
-    python bench/run.py --only small    # one scenario: small, ndjson, handler, import
+    python bench/run.py --only small    # one scenario: small, ndjson, steps, handler, import
     python bench/run.py --records 200000 --files 2000   # smaller, for a quick look
 
 Scenarios (see README, "Performance"):
@@ -12,6 +12,8 @@ Scenarios (see README, "Performance"):
            peak RSS, against orjson per line + executemany in one transaction.
   handler  the Lambda handler on moto against the seed article's handler (verbatim) on the
            same float-free files: files/s and AWS API calls per file.
+  steps    the same NDJSON file through a route with a JSON Schema check, and with a trivial
+           transform, each against the route with no step (issue 9's speed targets: 2x, 1.3x).
   import   import time of dockline.aws.handler against `import boto3` alone.
 This is a benchmark, not a test: it asserts nothing and the machine may be noisy; rerun it.
 """
@@ -193,6 +195,55 @@ def bench_ndjson(work: Path, records: int) -> list[tuple[str, str, str, str]]:
             f"{ours / raw:.2f}x",
         ),
         ("  peak RSS", f"{rss} MB", f"{raw_rss} MB", ""),
+    ]
+
+
+# -- per-record steps (issue 9): a JSON Schema check, a trivial transform ----------------------
+STEP_SCHEMA = {
+    "type": "object",
+    "required": ["id", "device", "temp"],
+    "properties": {
+        "id": {"type": "string"},
+        "device": {"type": "string", "pattern": "^thermo-"},
+        "temp": {"type": "number", "minimum": -50, "maximum": 60},
+        "hum": {"type": "number", "minimum": 0, "maximum": 1},
+        "ok": {"type": "boolean"},
+    },
+}
+STEP_ROUTE = '[[routes]]\nname = "readings"\nprefix = "incoming/"\nsuffixes = [".ndjson"]\n'
+
+
+def bench_steps(work: Path, records: int) -> list[tuple[str, str, str, str]]:
+    """The same NDJSON file through a route with no step, with a schema, with a transform
+    that returns its record: each step's time against the plain run's, in the same run."""
+    source = work / "steps-source.ndjson"
+    make_ndjson(source, records)
+    (work / "reading.json").write_text(json.dumps(STEP_SCHEMA))
+    (work / "bench_tx.py").write_text("def same(record, ctx):\n    return record\n")
+    steps = {"plain": "", "schema": 'schema = "reading.json"\n', "transform": 'transform = "bench_tx:same"\n'}
+    seconds: dict[str, float] = {}
+    for name, extra in steps.items():
+        data_dir = work / f"steps-{name}"
+        (data_dir / "bucket" / "incoming").mkdir(parents=True)
+        os.link(source, data_dir / "bucket" / "incoming" / "readings.ndjson")  # same bytes, no copy
+        config = work / f"steps-{name}.toml"
+        config.write_text("[local]\nsettle_seconds = 0\n" + STEP_ROUTE + extra)
+        argv = [PY, "-m", "dockline", "--data-dir", str(data_dir), "--config", str(config), "run", "--once", "--quiet"]
+        seconds[name], _rss = run_measured(argv)
+    plain = seconds["plain"]
+    return [
+        (
+            f"NDJSON {records:,} records + JSON Schema check",
+            f"{records / seconds['schema']:,.0f} records/s",
+            f"{records / plain:,.0f} records/s without it",
+            f"{seconds['schema'] / plain:.2f}x the time (target <= 2x)",
+        ),
+        (
+            f"NDJSON {records:,} records + trivial transform",
+            f"{records / seconds['transform']:,.0f} records/s",
+            f"{records / plain:,.0f} records/s without it",
+            f"{seconds['transform'] / plain:.2f}x the time (target <= 1.3x)",
+        ),
     ]
 
 
@@ -433,7 +484,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--only",
-        choices=["small", "ndjson", "handler", "import", "big"],
+        choices=["small", "ndjson", "steps", "handler", "import", "big"],
         action="append",
         help="run only these scenarios; 'big' (1 GB, a few minutes) runs only when named",
     )
@@ -442,7 +493,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000, help="NDJSON records (default 1,000,000)")
     parser.add_argument("--handler-files", type=int, default=500, help="files for the handler scenario")
     args = parser.parse_args()
-    chosen = args.only or ["small", "ndjson", "handler", "import"]
+    chosen = args.only or ["small", "ndjson", "steps", "handler", "import"]
     table = Table(
         "measure",
         "dockline",
@@ -458,6 +509,8 @@ def main() -> None:
                 rows = bench_small(work, args.files)
             elif name == "ndjson":
                 rows = bench_ndjson(work, args.records)
+            elif name == "steps":
+                rows = bench_steps(work, args.records)
             elif name == "handler":
                 rows = bench_handler(work, args.handler_files)
             elif name == "big":

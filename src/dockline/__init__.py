@@ -8,4 +8,7 @@ runs as an AWS Lambda function (S3, DynamoDB, SNS) and as an embedded local engi
 
 from __future__ import annotations
 
+from dockline.errors import TransientError
+
+__all__ = ["TransientError", "__version__"]
 __version__ = "0.1.0"

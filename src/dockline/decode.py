@@ -31,9 +31,10 @@ from dockline.jsonx import (
     loads_vouched,
     shortest_numbers,
 )
-from dockline.models import BadRecord, BadRecordPolicy, Record
+from dockline.models import BadRecord, BadRecordPolicy, ObjectRef, Record
 from dockline.routes import DEFAULT_ROUTE, Route
 from dockline.selectors import DEFAULT_IDS, IdSelector, MissingPath
+from dockline.transforms import TransformContext
 
 MAX_ID_BYTES = 1024
 RESERVED_PK_PREFIX = "dockline#"  # the AWS ledger keeps its own markers under this prefix
@@ -137,14 +138,9 @@ def _checked_pk(pk: str) -> str:
 def make_record(document: Any, *, key: str, index: int | None, max_inline: int, route: Route | None = None) -> Record:
     """A ledger record from one parsed JSON value; without an id its pk is ``key``
     (document mode) or ``key#index``. ``route`` picks the id and checks the record
-    against its schema. Raises PermanentError."""
+    against its schema (its transform is ``RecordStream``'s). Raises PermanentError."""
     if type(document) is not dict:
-        kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(document), "a number")
-        if document is None:
-            kind = "null"
-        hint = ' (set records = "split" to ingest one record per element)' if isinstance(document, list) else ""
-        where = "the document" if index is None else "the record"
-        raise PermanentError(f"{where} is {kind}, not a JSON object{hint}")
+        _require_object(document, index)
     fallback = key if index is None else f"{key}#{index}"
     name = DEFAULT_ROUTE if route is None else route.name
     if route is None or route.plain:
@@ -153,10 +149,54 @@ def make_record(document: Any, *, key: str, index: int | None, max_inline: int, 
         if route.schema is not None and (problem := route.schema.problem(document)) is not None:
             raise PermanentError(problem)
         pk = derive_pk(document, fallback, route.ids)
-    canonical = dumps(document)
+    canonical = dumps(document)  # as _record does, inline: this runs once per record
     if len(canonical) > max_inline:  # keep the hash, drop the bytes
         return Record(pk, None, hashlib.sha256(canonical).hexdigest(), index, True, len(canonical), "", name)
     return Record(pk, document, None, index, False, len(canonical), canonical.decode(), name)
+
+
+def _require_object(document: Any, index: int | None) -> None:
+    if type(document) is not dict:
+        kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(document), "a number")
+        if document is None:
+            kind = "null"
+        hint = ' (set records = "split" to ingest one record per element)' if isinstance(document, list) else ""
+        where = "the document" if index is None else "the record"
+        raise PermanentError(f"{where} is {kind}, not a JSON object{hint}")
+
+
+def _record(document: dict[str, Any], pk: str, index: int | None, max_inline: int, route: str) -> Record:
+    canonical = dumps(document)
+    if len(canonical) > max_inline:  # keep the hash, drop the bytes
+        return Record(pk, None, hashlib.sha256(canonical).hexdigest(), index, True, len(canonical), "", route)
+    return Record(pk, document, None, index, False, len(canonical), canonical.decode(), route)
+
+
+def transformed_records(
+    document: Any, *, key: str, index: int | None, max_inline: int, route: Route, context: TransformContext
+) -> list[Record]:
+    """The records ``route``'s transform makes of one parsed value, after its schema
+    check: none when it drops the value; several (each keyed by the id selector, or
+    ``<place>#1``, ``#2`` ... without an id) when it returns a list. Raises
+    PermanentError (a bad record) and TransientError (from the transform)."""
+    assert route.transform is not None
+    _require_object(document, index)
+    if route.schema is not None and (problem := route.schema.problem(document)) is not None:
+        raise PermanentError(problem)
+    outputs = route.transform.apply(document, context)
+    if outputs is None:
+        return []
+    fallback = key if index is None else f"{key}#{index}"
+    several = len(outputs) > 1
+    records = []
+    for number, output in enumerate(outputs, start=1):
+        try:
+            pk = derive_pk(output, f"{fallback}#{number}" if several else fallback, route.ids)
+            records.append(_record(output, pk, index, max_inline, route.name))
+        except PermanentError as exc:
+            which = f"output {number}" if several else "its output"
+            raise PermanentError(f"transform {route.transform.spec}: {which}: {exc}") from None
+    return records
 
 
 def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int, route: str) -> list[Record] | None:
@@ -223,11 +263,16 @@ class RecordStream:
         settings: PipelineSettings,
         expected_sha256: str | None = None,
         route: Route | None = None,
+        ref: ObjectRef | None = None,
+        received_at: str = "",
     ) -> None:
         self._expected_sha256 = expected_sha256
         self.key = key
         self.skipped: list[BadRecord] = []
         self.skipped_total = 0
+        self.dropped = 0  # records the route's transform dropped (returned None for)
+        self._ref = ref or ObjectRef("", key, "")
+        self._received_at = received_at
         self._settings = settings
         self.route = route or settings.table.route_or_fallback(key)
         self._format, self._gz = self.route.format_for(key)
@@ -271,6 +316,22 @@ class RecordStream:
         if self.size == 0:
             raise PermanentError("the file is empty")
 
+    def _made(self, document: Any, index: int | None) -> Record | list[Record]:
+        """The record one parsed value becomes, or the records the route's transform makes
+        of it (a list: the common case stays one object, no list, as before transforms).
+        Raises PermanentError, and TransientError from a transform."""
+        route, max_inline = self.route, self._settings.max_inline_bytes
+        if route.transform is None:
+            return make_record(document, key=self.key, index=index, max_inline=max_inline, route=route)
+        ref = self._ref
+        context = TransformContext(route.name, self.key, ref.bucket, ref.version, index, self._received_at)
+        records = transformed_records(
+            document, key=self.key, index=index, max_inline=max_inline, route=route, context=context
+        )
+        if not records:
+            self.dropped += 1
+        return records
+
     def _bad(self, index: int, reason: str, *, column: int | None = None) -> None:
         if self.route.on_bad_record is BadRecordPolicy.FAIL_FILE or not self.multi:
             where = f"line {index}" if self._format != "json" else f"element {index}"
@@ -295,19 +356,22 @@ class RecordStream:
         if not data.strip():
             raise PermanentError("the file is empty" if not data else "the file is blank (whitespace only)")
         document = loads(data)
-        max_inline, route = self._settings.max_inline_bytes, self.route
-        if route.selector is not None:
+        if self.route.selector is not None:
             document = self._selected(document)
         elif not self.multi or not isinstance(document, list):
-            yield make_record(document, key=self.key, index=None, max_inline=max_inline, route=route)
+            made = self._made(document, None)
+            yield from made if isinstance(made, list) else (made,)
             return
         for index, element in enumerate(document, start=1):
             try:
-                record = make_record(element, key=self.key, index=index, max_inline=max_inline, route=route)
+                made = self._made(element, index)
             except PermanentError as exc:
                 self._bad(index, str(exc))
                 continue
-            yield record
+            if isinstance(made, list):
+                yield from made
+            else:
+                yield made
 
     def _selected(self, document: Any) -> list[Any]:
         """The array the route's record selector names. Raises PermanentError."""
@@ -375,14 +439,13 @@ class RecordStream:
 
     def _lines_routed(self, source: BinaryIO) -> Iterator[Record]:
         """JSON Lines whose route picks its own id or checks a schema: one line at a time."""
-        max_inline, key, route = self._settings.max_inline_bytes, self.key, self.route
         seen_text = False
         for number, line in enumerate(source, start=1):
             if line.isspace():
                 continue
             seen_text = True
             try:
-                record = make_record(loads(line), key=key, index=number, max_inline=max_inline, route=route)
+                made = self._made(loads(line), number)
             except JSONSyntaxError as exc:
                 column = exc.column if exc.line == 1 else len(line.decode("utf-8", "replace").rstrip("\r\n")) + 1
                 self._bad(number, exc.what, column=column)
@@ -390,7 +453,10 @@ class RecordStream:
             except PermanentError as exc:
                 self._bad(number, str(exc))
                 continue
-            yield record
+            if isinstance(made, list):
+                yield from made
+            else:
+                yield made
         if not seen_text and self._raw.count:
             raise PermanentError("the file is blank (whitespace only)")
 
@@ -398,8 +464,7 @@ class RecordStream:
         dialect = self.route.csv
         text = io.TextIOWrapper(source, encoding=dialect.encoding, errors="strict", newline="")
         reader = csv.reader(text, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
-        max_inline, route = self._settings.max_inline_bytes, self.route
-        converters = {col: typed(kind) for col, kind in route.csv_schema.items()}
+        converters = {col: typed(kind) for col, kind in self.route.csv_schema.items()}
         try:
             header = next(reader, None)
             if header is None:
@@ -419,11 +484,14 @@ class RecordStream:
                     continue
                 try:
                     document = {h: converters.get(h, str)(v) for h, v in zip(header, row, strict=True)}
-                    record = make_record(document, key=self.key, index=number, max_inline=max_inline, route=route)
+                    made = self._made(document, number)
                 except PermanentError as exc:
                     self._bad(number, str(exc))
                     continue
-                yield record
+                if isinstance(made, list):
+                    yield from made
+                else:
+                    yield made
         except UnicodeDecodeError as exc:
             raise PermanentError(f"not valid UTF-8 near byte offset {exc.start}") from None
         except csv.Error as exc:

@@ -28,7 +28,13 @@ TABLE_ROWS = 1000  # rows per printed table; also the largest page read whole be
 
 
 def page_filter(
-    *, key: str | None, pk_prefix: str | None, since: str | None, limit: int | None = None, everything: bool = False
+    *,
+    key: str | None,
+    pk_prefix: str | None,
+    since: str | None,
+    limit: int | None = None,
+    everything: bool = False,
+    route: str | None = None,
 ) -> Filter:
     """The filter of a listing. A page asks for one row more than it shows, so it knows
     whether there are more. Raises UsageError for --all with --limit, or a bad --since."""
@@ -42,6 +48,7 @@ def page_filter(
         pk_prefix=pk_prefix or None,
         since=parse_since(since, now=datetime.now(UTC)) if since else None,
         limit=None if shown is None else shown + 1,
+        route=route or None,
     )
 
 

@@ -158,6 +158,7 @@ class Outcome:
     notified: bool = False
     skipped_total: int = 0  # all bad records skipped
     reprocessed: bool = False  # settled by a run again of a version settled before (`dockline reprocess`)
+    dropped: int = 0  # records the route's transform dropped (returned None for)
 
 
 @dataclass(frozen=True, slots=True)

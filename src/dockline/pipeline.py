@@ -49,13 +49,17 @@ def notification_for(outcome: Outcome, *, route: str | None = None) -> Notificat
         attributes["reprocessed"] = "true"
     if outcome.status is Status.PROCESSED:
         message = f"{'File reprocessed' if outcome.reprocessed else 'New file processed'}: {ref.key}"
-        if outcome.pk is None or outcome.records != 1 or outcome.skipped_total or outcome.reprocessed:
+        detailed = outcome.skipped_total or outcome.dropped or outcome.reprocessed
+        if outcome.pk is None or outcome.records != 1 or detailed:
             attributes["records"] = str(outcome.records)
             message += f" ({outcome.records} records written"
             if outcome.duplicates:
                 message += f", {outcome.duplicates} duplicates"
             if outcome.skipped_total:
                 message += f", {outcome.skipped_total} bad records skipped"
+            if outcome.dropped:
+                attributes["dropped"] = str(outcome.dropped)
+                message += f", {outcome.dropped} dropped by the transform"
             message += ")"
         return Notification(SUBJECT_PROCESSED, message, attributes)
     verb = "conflict" if outcome.status is Status.CONFLICT else "failed"
@@ -183,7 +187,12 @@ class Pipeline:
         tally = _Tally()  # counts, not lists: a file may hold millions of records
         with self.store.open(ref) as body:
             stream = RecordStream(
-                body, key=ref.key, settings=self.settings, expected_sha256=self.store.content_sha256(ref)
+                body,
+                key=ref.key,
+                settings=self.settings,
+                expected_sha256=self.store.content_sha256(ref),
+                ref=ref,
+                received_at=ref.event_time or self.now(),  # for a transform's ctx
             )
             done = 0
             for chunk in _batched(stream.records(), self.settings.batch_size):
@@ -207,6 +216,7 @@ class Pipeline:
             "conflicts": tally.conflicts,
             "skipped": tuple(stream.skipped),
             "skipped_total": stream.skipped_total,
+            "dropped": stream.dropped,
             "sha256": stream.sha256,
             "attempts": attempt,
         }

@@ -26,29 +26,32 @@ SETTLED = (Status.PROCESSED, Status.FAILED, Status.DUPLICATE, Status.CONFLICT, S
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which settled versions to run again. ``key_prefix`` and ``statuses`` combine (both must
-    match); ``everything`` takes every settled version. Issue 9's routes will add a ``routes``
-    field here and one test in ``matches`` (the engine passes each version's route)."""
+    """Which settled versions to run again. ``key_prefix``, ``statuses`` and ``routes``
+    combine (all must match); ``everything`` takes every settled version. A version's route
+    is the one that takes its key today (the engine passes it to ``matches``)."""
 
     key_prefix: str | None = None
     statuses: tuple[Status, ...] = ()
     everything: bool = False
+    routes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Raises UsageError for an empty selection, ``everything`` with a filter, or a status
         that is not a settled one."""
-        filtered = self.key_prefix is not None or bool(self.statuses)
+        filtered = self.key_prefix is not None or bool(self.statuses) or bool(self.routes)
         if self.everything and filtered:
-            raise UsageError("--all takes every settled file: leave out --key and --status")
+            raise UsageError("--all takes every settled file: leave out --key, --status and --route")
         if not self.everything and not filtered:
-            raise UsageError("say which files to reprocess: --key PREFIX, --status S or --all")
+            raise UsageError("say which files to reprocess: --key PREFIX, --status S, --route R or --all")
         wrong = [str(s) for s in self.statuses if s not in SETTLED]
         if wrong:
             names = ", ".join(str(s) for s in SETTLED)
             raise UsageError(f"--status {wrong[0]}: only settled files are reprocessed ({names})")
 
-    def matches(self, key: str, status: Status) -> bool:
+    def matches(self, key: str, status: Status, route: str | None = None) -> bool:
         if self.key_prefix is not None and not key.startswith(self.key_prefix):
+            return False
+        if self.routes and route not in self.routes:
             return False
         # A version a crashed reprocess left reopened is taken whatever it was before.
         return not self.statuses or status in self.statuses or not status.is_final
@@ -87,12 +90,16 @@ class Step:
 Locate = Callable[[ObjectRef], ObjectRef | None]
 
 
-def plan(candidates: Iterable[Candidate], selection: Selection, locate: Locate) -> list[Step]:
-    """One step per selected candidate, in the order given. Raises what ``locate`` raises
+def plan(
+    candidates: Iterable[Candidate], selection: Selection, locate: Locate, route_of: Callable[[str], str] | None = None
+) -> list[Step]:
+    """One step per selected candidate, in the order given; ``route_of`` names the route
+    that takes a key (needed for a selection by route). Raises what ``locate`` raises
     (TransientError)."""
     steps: list[Step] = []
     for candidate in candidates:
-        if not selection.matches(candidate.ref.key, candidate.status):
+        route = route_of(candidate.ref.key) if route_of is not None else None
+        if not selection.matches(candidate.ref.key, candidate.status, route):
             continue
         now = locate(candidate.ref)
         if now is None:

@@ -15,6 +15,7 @@ from dockline.errors import ConfigError
 from dockline.models import BadRecordPolicy, ConflictPolicy, RecordMode
 from dockline.routes import ENCODINGS, CsvDialect, Format, Route, check_routes
 from dockline.selectors import IdSelector, Pointer
+from dockline.transforms import Transform
 from dockline.validation import SchemaCheck
 
 _E = TypeVar("_E", Format, BadRecordPolicy, ConflictPolicy)
@@ -45,8 +46,6 @@ def _route(table: Mapping[str, Any], index: int, defaults: Route, base_dir: Path
     for field_name in table:
         if field_name not in ROUTE_FIELDS:
             raise ConfigError(f"{where}: unknown field {field_name!r}; known: {', '.join(ROUTE_FIELDS)}")
-    if "transform" in table:
-        raise ConfigError(f"{where} transform: transforms arrive in a later change; remove the field for now")
     if "prefix" not in table:
         raise ConfigError(f'{where} prefix: every route needs a prefix ("" takes the whole bucket)')
     prefix = _string(where, "prefix", table["prefix"])
@@ -73,6 +72,7 @@ def _route(table: Mapping[str, Any], index: int, defaults: Route, base_dir: Path
         csv=_dialect(where, table.get("csv", {})),
         csv_schema=csv_schema(where, table.get("csv_schema", defaults.csv_schema)),
         schema=_schema(where, table["schema"], base_dir) if "schema" in table else None,
+        transform=_transform(where, table["transform"], base_dir) if "transform" in table else None,
         on_bad_record=_choice(where, "on_bad_record", table.get("on_bad_record", defaults.on_bad_record), _BAD),
         on_conflict=_choice(where, "on_conflict", table.get("on_conflict", defaults.on_conflict), _CONFLICT),
     )
@@ -155,3 +155,10 @@ def _schema(where: str, value: Any, base_dir: Path) -> SchemaCheck:
         return SchemaCheck.load(base_dir / value)
     except ValueError as exc:
         raise ConfigError(f"{where} schema: {exc}") from None
+
+
+def _transform(where: str, value: Any, base_dir: Path) -> Transform:
+    try:
+        return Transform.load(value, base_dir)
+    except ValueError as exc:
+        raise ConfigError(f"{where} transform: {exc}") from None

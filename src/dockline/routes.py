@@ -10,6 +10,7 @@ decoder all ask a ``RouteTable``; nothing else decides whether a key is ours.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -17,6 +18,7 @@ from enum import StrEnum
 from dockline.errors import ConfigError
 from dockline.models import BadRecordPolicy, ConflictPolicy, RecordMode
 from dockline.selectors import DEFAULT_IDS, IdSelector, Pointer
+from dockline.transforms import Transform
 from dockline.validation import SchemaCheck
 
 DEFAULT_ROUTE = "default"
@@ -64,6 +66,7 @@ class Route:
     csv: CsvDialect = field(default_factory=CsvDialect)
     csv_schema: Mapping[str, str] = field(default_factory=dict)
     schema: SchemaCheck | None = None
+    transform: Transform | None = None  # runs after the schema check, before the ledger
     on_bad_record: BadRecordPolicy = BadRecordPolicy.FAIL_FILE
     on_conflict: ConflictPolicy = ConflictPolicy.REJECT
     gzip: bool = True
@@ -80,7 +83,7 @@ class Route:
     @property
     def plain(self) -> bool:
         """No per-record step beyond today's: the decoder's fast paths apply."""
-        return self.ids.is_default and self.schema is None
+        return self.ids.is_default and self.schema is None and self.transform is None
 
     def format_for(self, key: str) -> tuple[str, bool]:
         """('json' | 'lines' | 'csv', gzipped) for a key of this route."""
@@ -122,6 +125,69 @@ class RouteTable:
     def could_hold(self, folder_key: str) -> bool:
         """Can keys below ``folder_key`` ("a/b/") match a route? (prunes the scan)"""
         return any(folder_key.startswith(p) or p.startswith(folder_key) for p in self.prefixes)
+
+    def could_hold_any_case(self, folder_key: str) -> bool:
+        """``could_hold``, ignoring case: where a key that missed by case may be."""
+        lowered = folder_key.lower()
+        return any(lowered.startswith(p.lower()) or p.lower().startswith(lowered) for p in self.prefixes)
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """Why no route took a key: the nearest ``route`` and ``why`` it did not match
+    (``prefix``, ``suffix``, ``case``, or ``prefix and suffix``), said in ``detail``."""
+
+    route: str
+    why: str
+    detail: str
+
+
+def _suffix_of(key: str) -> str:
+    name = key.rpartition("/")[2]
+    return name[name.find(".") :] if "." in name else "(none)"
+
+
+def nearest_miss(routes: tuple[Route, ...], key: str) -> Miss | None:
+    """The route that came nearest to taking ``key`` (which none takes), and why it did
+    not; None when there are no routes. Case first (the likeliest slip), then a route
+    whose prefix fits, then one whose suffix fits, then the longest shared prefix."""
+    if not routes:
+        return None
+
+    def rank(route: Route) -> tuple[int, int]:
+        lowered = key.lower()
+        if lowered.startswith(route.prefix.lower()) and lowered.endswith(
+            tuple(s.lower() for s in route.all_suffixes())
+        ):
+            return (0, 0)
+        shared = len(os.path.commonprefix([key, route.prefix]))  # noqa: RUF071 -- by character
+        if key.startswith(route.prefix):
+            return (1, -shared)
+        if key.endswith(route.all_suffixes()):
+            return (2, -shared)
+        return (3, -shared)
+
+    route = min(routes, key=rank)  # the first of equals: the order routes are tried in
+    kind = rank(route)[0]
+    suffixes = ", ".join(route.suffixes) + (" (each also .gz)" if route.gzip else "")
+    if kind == 0:
+        return Miss(
+            route.name,
+            "case",
+            f"matches route {route.name!r} ({route.prefix!r} with {suffixes}) only if case is ignored;"
+            " keys are case-sensitive",
+        )
+    if kind == 1:
+        return Miss(
+            route.name, "suffix", f"{_suffix_of(key)} is not one of route {route.name!r}'s suffixes: {suffixes}"
+        )
+    if kind == 2:
+        return Miss(route.name, "prefix", f"does not start with route {route.name!r}'s prefix {route.prefix!r}")
+    return Miss(
+        route.name,
+        "prefix and suffix",
+        f"neither starts with route {route.name!r}'s prefix {route.prefix!r} nor ends with {suffixes}",
+    )
 
 
 def check_routes(routes: tuple[Route, ...]) -> None:

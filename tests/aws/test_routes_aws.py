@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dockline.aws.handler import handle
 from tests.aws.world import World
-from tests.unit.routes_corpus import FILES, comparable, expected, settings
+from tests.unit.routes_corpus import FILES, SHOP_KEY, SHOP_SKIPPED, comparable, expected, settings
 
 
 def test_routes_corpus_on_dynamodb_gives_the_same_items_as_sqlite_and_memory(moto: None, tmp_path: Path) -> None:
@@ -24,10 +24,18 @@ def test_routes_corpus_on_dynamodb_gives_the_same_items_as_sqlite_and_memory(mot
     found = {pk: comparable(i["payload"], i["route"], i.get("record_index")) for pk, i in records.items()}
     assert found == expected()
     # AND each SNS message carries the route as a message attribute (for filter policies)
-    assert {n["attributes"]["key"]: n["attributes"]["route"] for n in world.notifications()} == {
+    notes = world.notifications()
+    assert {n["attributes"]["key"]: n["attributes"]["route"] for n in notes} == {
         "AWSLogs/111/CloudTrail/eu-west-1/ct.json.gz": "cloudtrail",
         "iot/2026/air.csv": "sensors",
         "incoming/orders.jsonl": "orders",
         "plain/readings.jsonl": "plain",
+        "shop/orders.jsonl": "shop",
     }
     assert world.marker("elsewhere/ignored.json") is None
+    # AND the shop file's marker counts the record its transform dropped, and the bad one
+    shop = world.marker(SHOP_KEY)
+    assert shop is not None
+    assert (shop["records"], shop["dropped"], shop["skipped_count"]) == (3, 1, 1)
+    assert shop["skipped"][0]["reason"] == SHOP_SKIPPED
+    assert any(n["attributes"]["key"] == SHOP_KEY and n["attributes"]["dropped"] == "1" for n in notes)

@@ -8,6 +8,7 @@ import sqlite3
 import tomllib
 from collections.abc import Callable
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,17 @@ from tests.local.conftest import (
     run_cli,
     write_config,
 )
-from tests.unit.routes_corpus import CONFIG, FILES, ORDER_SCHEMA, comparable, expected, settings
+from tests.unit.routes_corpus import (
+    CONFIG,
+    FILES,
+    ORDER_SCHEMA,
+    SHOP_KEY,
+    SHOP_SKIPPED,
+    TRANSFORM,
+    comparable,
+    expected,
+    settings,
+)
 
 
 def routed_engine(make_engine: Callable[..., LocalEngine], folder: Path) -> LocalEngine:
@@ -54,7 +65,12 @@ def test_routes_corpus_on_sqlite_gives_the_same_items_as_memory(
         "iot/2026/air.csv": "sensors",
         "incoming/orders.jsonl": "orders",
         "plain/readings.jsonl": "plain",
+        "shop/orders.jsonl": "shop",
     }
+    # AND the shop file's row counts the record its transform dropped, and the bad one
+    [shop] = files_by_key(engine)[SHOP_KEY]
+    assert (shop["records"], shop["dropped"], shop["skipped_total"]) == (3, 1, 1)
+    assert shop["skipped"] == [{"index": 3, "reason": SHOP_SKIPPED}]
 
 
 def test_routes_every_route_prefix_folder_is_made(make_engine: Callable[..., LocalEngine], tmp_path: Path) -> None:
@@ -130,16 +146,23 @@ def test_routes_cli_run_once_with_a_routes_config_in_a_real_process(data_dir: Pa
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "order.json").write_text(json.dumps(ORDER_SCHEMA))
+    (folder / "corpus_transforms.py").write_text(TRANSFORM)
     config = write_config(folder / "dockline.toml", CONFIG)
     for key, body in FILES.items():
         drop(data_dir, key, body)
-    # WHEN `dockline run --once` runs in its own process
+    # WHEN `dockline run --once` runs in its own process (a process whose working directory
+    # is not the config's folder: the transform's module is found beside dockline.toml)
     done = run_cli(data_dir, "run", "--once", config=config)
     assert done.returncode == 0, done.stderr
+    # (the shop transform raised on one record: a bad record, its traceback in the debug log only)
+    assert "Traceback" not in done.stderr and "order_lines" not in done.stderr
     # THEN `ledger get` shows an item read by its route (the schema path was found beside the config)
     shown = run_cli(data_dir, "ledger", "get", "7#o-1", "--json", config=config)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["route"] == "orders"
+    # AND an item made by the shop route's transform, its total exact
+    made = run_cli(data_dir, "ledger", "get", "s-1", "--json", config=config)
+    assert json.loads(made.stdout, parse_float=Decimal)["payload"]["total"] == Decimal("3.30")
     # AND a bad route is refused in one line naming the route and the field, no traceback
     bad = write_config(folder / "bad.toml", CONFIG.replace('id = "/eventID"', 'id = "eventID"'))
     refused = run_cli(data_dir, "run", "--once", config=bad)

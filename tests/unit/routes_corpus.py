@@ -45,6 +45,31 @@ on_bad_record = "skip"
 name = "plain"
 prefix = "plain/"
 suffixes = [".jsonl"]
+
+[[routes]]
+name = "shop"
+prefix = "shop/"
+suffixes = [".jsonl"]
+id = "/sku"
+transform = "corpus_transforms:order_lines"
+on_bad_record = "skip"
+"""
+
+# The shop route's transform (written beside dockline.toml): an order becomes one record
+# per line with its total computed exactly; a test order is dropped; a broken one raises.
+TRANSFORM = """
+from decimal import Decimal
+
+
+def order_lines(order, ctx):
+    if order.get("test"):
+        return None
+    lines = [
+        {"sku": line["sku"], "order": order["order"], "total": line["qty"] * line["price"],
+         "route": ctx.route, "line": ctx.line, "exact": type(line["price"]) is Decimal}
+        for line in order["lines"]
+    ]
+    return lines[0] if len(lines) == 1 else lines
 """
 
 CLOUDTRAIL = (  # as text: a Python float would round the second number before dockline sees it
@@ -61,8 +86,19 @@ FILES: dict[str, bytes] = {
         b'{"shop": 8, "order": {"id": "o-1", "qty": 1.0}}\n'
     ),
     "plain/readings.jsonl": b'{"id": "r-1", "t": 1.25}\n{"t": 2}\n',
+    "shop/orders.jsonl": (
+        b'{"order": "A", "lines": [{"sku": "s-1", "qty": 3, "price": 1.10}, {"sku": "s-2", "qty": 1, "price": 0.2}]}\n'
+        b'{"order": "T", "test": true, "lines": []}\n'  # dropped by the transform
+        b'{"order": "B", "lines": 7}\n'  # the transform raises TypeError: a bad record, skipped
+        b'{"order": "C", "lines": [{"sku": "s-3", "qty": 3, "price": 0.1}]}\n'
+    ),
     "elsewhere/ignored.json": b'{"id": "nope"}',  # no route takes it
 }
+
+
+def _line(sku: str, order: str, total: str, line: int) -> dict[str, Any]:
+    return {"sku": sku, "order": order, "total": Decimal(total), "route": "shop", "line": line, "exact": True}
+
 
 # What every engine must store: pk -> (payload, route, record index).
 EXPECTED: dict[str, tuple[Any, str, int | None]] = {
@@ -78,11 +114,19 @@ EXPECTED: dict[str, tuple[Any, str, int | None]] = {
     "8#o-1": ({"shop": 8, "order": {"id": "o-1", "qty": 1}}, "orders", 3),
     "r-1": ({"id": "r-1", "t": Decimal("1.25")}, "plain", 1),
     "plain/readings.jsonl#2": ({"t": 2}, "plain", 2),
+    # 3 x 1.10 is 3.30 exactly (a float would give 3.3000000000000003); 3 x 0.1 is 0.3
+    "s-1": (_line("s-1", "A", "3.30", 1), "shop", 1),
+    "s-2": (_line("s-2", "A", "0.2", 1), "shop", 1),
+    "s-3": (_line("s-3", "C", "0.3", 4), "shop", 4),
 }
+# Every engine reports the same for the shop file: 3 written, 1 dropped, 1 bad record.
+SHOP_KEY = "shop/orders.jsonl"
+SHOP_SKIPPED = "transform corpus_transforms:order_lines raised TypeError: 'int' object is not iterable"
 
 
 def settings(folder: Path) -> Settings:
     (folder / "order.json").write_text(json.dumps(ORDER_SCHEMA))
+    (folder / "corpus_transforms.py").write_text(TRANSFORM)
     return parse_settings(tomllib.loads(CONFIG), source=folder / "dockline.toml")
 
 

@@ -38,7 +38,7 @@ def pipeline(
 @pytest.mark.parametrize(
     ("kwargs", "words"),
     [
-        ({}, "--key PREFIX, --status S or --all"),
+        ({}, "--key PREFIX, --status S, --route R or --all"),  # --route arrived with routes (issue 9)
         ({"everything": True, "key_prefix": "incoming/"}, "leave out --key"),
         ({"statuses": (Status.PENDING,)}, "only settled files"),
     ],
@@ -55,6 +55,16 @@ def test_key_and_status_both_filter_and_a_reopened_version_is_always_taken() -> 
     assert not selection.matches("incoming/b.csv", Status.FAILED)
     assert selection.matches("incoming/a2.csv", Status.PENDING)  # left reopened by a crash
     assert Selection(everything=True).matches("anything", Status.CONFLICT)
+
+
+def test_route_filters_too_and_combines_with_key_and_status() -> None:
+    # GIVEN a selection by route (issue 9): the engine passes the route that takes each key
+    selection = Selection(routes=("orders", "iot"), statuses=(Status.FAILED,))
+    assert selection.matches("incoming/a.json", Status.FAILED, "orders")
+    assert not selection.matches("incoming/a.json", Status.FAILED, "cloudtrail")
+    assert not selection.matches("incoming/a.json", Status.PROCESSED, "orders")
+    with pytest.raises(UsageError, match="leave out"):
+        Selection(everything=True, routes=("orders",))
 
 
 # -- the plan ----------------------------------------------------------------------------

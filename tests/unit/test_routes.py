@@ -99,7 +99,8 @@ def test_route_pipeline_alone_is_the_default_route() -> None:
         ('[[routes]]\nname = "x"\nprefix = "a/"\nsuffixes = [".log"]', ("'x'", "suffixes", "'.log'", "format")),
         ('[[routes]]\nname = "x"\nprefix = "/abs/"', ("'x'", "prefix", "never match")),
         ('[[routes]]\nname = "x"\nprefix = "a/"\nschema = "nope.json"', ("'x'", "schema", "does not exist")),
-        ('[[routes]]\nname = "x"\nprefix = "a/"\ntransform = "m:f"', ("'x'", "transform", "later change")),
+        # transforms arrived (issue 9 item 3): an unimportable one is now the error, not the field
+        ('[[routes]]\nname = "x"\nprefix = "a/"\ntransform = "no_such_mod_9:f"', ("'x'", "transform", "cannot import")),
         ('[[routes]]\nname = "x"\nprefix = "a/"\nformat = "xml"', ("'x'", "format", "'xml'")),
         ('[[routes]]\nname = "x"\nprefix = "a/"\ncsv = { delimiter = ";;" }', ("'x'", "csv delimiter")),
         ('[[routes]]\nname = "x"\nprefix = "a/"\ncsv = { encoding = "utf-16" }', ("'x'", "csv encoding")),

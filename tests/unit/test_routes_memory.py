@@ -8,7 +8,7 @@ from pathlib import Path
 from dockline.memory import MemoryDeadLetters, MemoryLedger, MemoryStore, MemoryTopic
 from dockline.models import ObjectRef
 from dockline.pipeline import Pipeline
-from tests.unit.routes_corpus import FILES, comparable, expected, settings
+from tests.unit.routes_corpus import FILES, SHOP_KEY, SHOP_SKIPPED, comparable, expected, settings
 
 
 def test_routes_corpus_on_memory_gives_the_expected_items_with_routes(tmp_path: Path) -> None:
@@ -37,4 +37,11 @@ def test_routes_corpus_on_memory_gives_the_expected_items_with_routes(tmp_path: 
         "iot/2026/air.csv": "sensors",
         "incoming/orders.jsonl": "orders",
         "plain/readings.jsonl": "plain",
+        "shop/orders.jsonl": "shop",
     }
+    # AND the shop file's transform dropped one record and made one bad, both counted
+    shop = ledger.files[("b", SHOP_KEY, "v1")]
+    assert (shop.records, shop.dropped, shop.skipped_total) == (3, 1, 1)
+    assert [(b.index, b.reason) for b in shop.skipped] == [(3, SHOP_SKIPPED)]
+    [note] = [m for m in topic.messages if m.attributes["key"] == SHOP_KEY]
+    assert "1 dropped by the transform" in note.message and note.attributes["dropped"] == "1"

@@ -252,6 +252,8 @@ def marker_item(outcome: Outcome, *, received_at: str, now: str, notified: bool 
         item["item_pk"] = s(outcome.pk)
     if outcome.sha256:
         item["sha256"] = s(outcome.sha256)
+    if outcome.dropped:
+        item["dropped"] = n(outcome.dropped)
     if outcome.skipped:
         item["skipped_count"] = n(len(outcome.skipped))
         item["skipped"] = {
@@ -280,6 +282,7 @@ def outcome_from_marker(ref: ObjectRef, item: Mapping[str, Any]) -> Outcome:
         sha256=text(item, "sha256"),
         attempts=number(item, "attempts", 1),
         notified=flag(item, "notified"),
+        dropped=number(item, "dropped"),
     )
 
 

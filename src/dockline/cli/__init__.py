@@ -12,7 +12,7 @@ import sys
 
 # The command modules register on ``app`` when imported; the order is --help's order.
 # isort: off
-from dockline.cli import run, status, console, notifications, ledger, dlq, reprocess, aws  # noqa: F401
+from dockline.cli import run, try_, status, console, notifications, ledger, dlq, reprocess, aws  # noqa: F401
 
 # isort: on
 from dockline.cli.app import app, err

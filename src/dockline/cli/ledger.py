@@ -31,6 +31,7 @@ _PkOption = Annotated[str | None, typer.Option("--pk-prefix", help="Only pks sta
 _SinceOption = Annotated[
     str | None, typer.Option("--since", help="Only since this time: an age (30m, 1h, 2d, 1w) or an ISO time.")
 ]
+_RouteOption = Annotated[str | None, typer.Option("--route", help="Only what this route read (see [[routes]]).")]
 _AllOption = Annotated[bool, typer.Option("--all", help=f"Everything, not the newest {listing.DEFAULT_LIMIT}.")]
 _LimitOption = Annotated[
     int | None, typer.Option("--limit", min=1, help=f"The newest this many (default {listing.DEFAULT_LIMIT}).")
@@ -47,6 +48,7 @@ def ledger_list(
     key: _KeyOption = None,
     pk_prefix: _PkOption = None,
     since: _SinceOption = None,
+    route: _RouteOption = None,
 ) -> None:
     """List ledger items, newest first (pk, key, status, payload)."""
     from dockline.local.export import write_json_array, write_ndjson
@@ -54,7 +56,9 @@ def ledger_list(
 
     if as_json and ndjson:
         raise UsageError("use --json or --ndjson, not both")
-    where = listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, limit=limit, everything=everything)
+    where = listing.page_filter(
+        key=key, pk_prefix=pk_prefix, since=since, limit=limit, everything=everything, route=route
+    )
     db = context_of(ctx).engine(read_only=True).db
     page = listing.Page.of(item_rows(db, where), where)
     with listing.stdout_may_close():
@@ -88,6 +92,7 @@ def ledger_export(
     key: _KeyOption = None,
     pk_prefix: _PkOption = None,
     since: _SinceOption = None,
+    route: _RouteOption = None,
 ) -> None:
     """Export every ledger item (in pk order) as NDJSON or CSV, streamed, numbers exact."""
     from dockline.local.export import atomic_output, check_out_path, write_csv, write_ndjson
@@ -96,7 +101,7 @@ def ledger_export(
     writers = {"ndjson": write_ndjson, "csv": write_csv}
     if fmt not in writers:
         raise UsageError(f"--format {fmt!r}: use ndjson or csv")
-    where = listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, everything=True)
+    where = listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, everything=True, route=route)
     engine = context_of(ctx).engine(read_only=True)
     target = check_out_path(out, bucket_dir=engine.bucket_dir, database=engine.db.path) if out is not None else None
     # A bar only where a person watches, and never mixed into the export itself.
@@ -166,6 +171,12 @@ def files_list(
     key: _KeyOption = None,
     pk_prefix: _PkOption = None,
     since: _SinceOption = None,
+    route: Annotated[
+        str | None, typer.Option("--route", help="Only files whose key this route takes (with --ignored: nearest).")
+    ] = None,
+    ignored: Annotated[
+        bool, typer.Option("--ignored", help="Files the last scan saw that no route takes, and why.")
+    ] = False,
 ) -> None:
     """List received object versions, newest first: key, status, pk, attempts, records, bytes, time, reason.
 
@@ -175,19 +186,17 @@ def files_list(
     from dockline.local.queries import file_rows
 
     where = replace(
-        listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, limit=limit, everything=everything),
+        listing.page_filter(key=key, pk_prefix=pk_prefix, since=since, limit=limit, everything=everything, route=route),
         status=status,
     )
-    page = listing.Page.of(file_rows(context_of(ctx).engine(read_only=True).db, where), where)
+    engine = context_of(ctx).engine(read_only=True)
+    if ignored:
+        _ignored_list(engine.db, where, as_json=as_json, ndjson=ndjson, status=status, since=since)
+        return
+    page = listing.Page.of(file_rows(engine.db, where, routes=engine.settings.pipeline.table), where)
     with listing.stdout_may_close():
         if as_json or ndjson:
-            out = sys.stdout.buffer
-            count = 0
-            for row in page:
-                out.write(dumps(row) + b"\n" if ndjson else (b"[\n" if count == 0 else b",\n") + dumps(row))
-                count += 1
-            if not ndjson:
-                out.write(b"[]\n" if count == 0 else b"\n]\n")
+            count = _write_rows(page, ndjson=ndjson)
             if page.more:
                 say(err, f"dockline: the newest {count} files shown; there are more: use --all, --limit N or a filter")
             return
@@ -213,6 +222,8 @@ def files_list(
                     + "skipped "
                     + ", ".join(f"line {s['index']}: {s['reason']}" for s in row["skipped"][:3])
                 )
+            if row.get("dropped"):
+                reason = (reason + "; " if reason else "") + f"{row['dropped']} dropped by the transform"
             records, done = _progress_cells(row)
             table.add_row(
                 row["key"],
@@ -238,3 +249,42 @@ def _progress_cells(row: dict[str, Any]) -> tuple[str, str]:
         total = "" if size is None else f" / {size_text(size)}"
         return f"{row['records_done']:,}", size_text(row["bytes_done"]) + total
     return f"{row['records']:,}", "" if size is None else size_text(size)
+
+
+def _ignored_list(
+    db: Any, where: Any, *, as_json: bool, ndjson: bool, status: Status | None, since: str | None
+) -> None:
+    """``files list --ignored``: keys no route takes, by key, with the nearest route and why."""
+    from dockline.local.queries import ignored_rows
+
+    if status is not None or since is not None:
+        raise UsageError("--ignored lists keys no route takes: they have no status or time to filter on")
+    page = listing.Page.of(ignored_rows(db, where), where)
+    with listing.stdout_may_close():
+        if as_json or ndjson:
+            _write_rows(page, ndjson=ndjson)
+            return
+
+        def build(title: str) -> LiteralTable:
+            return new_table(title, ("key", 20), ("nearest route", 0), ("why", 0), ("detail", -1))
+
+        def add(table: LiteralTable, row: dict[str, Any]) -> None:
+            table.add_row(row["key"], row["nearest_route"] or "", row["why"], row["detail"])
+
+        rows = list(page)
+        title = f"{len(rows)} files no route takes (as the last scan saw them)"
+        if page.more:
+            title += "; there are more: use --all, --limit N or --key"
+        listing.print_tables(console, rows, title, build, add)
+
+
+def _write_rows(rows: Any, *, ndjson: bool) -> int:
+    """Rows as one JSON array, or one per line, streamed. Returns the count."""
+    out = sys.stdout.buffer
+    count = 0
+    for row in rows:
+        out.write(dumps(row) + b"\n" if ndjson else (b"[\n" if count == 0 else b",\n") + dumps(row))
+        count += 1
+    if not ndjson:
+        out.write(b"[]\n" if count == 0 else b"\n]\n")
+    return count

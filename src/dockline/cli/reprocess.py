@@ -29,6 +29,10 @@ def reprocess_command(
             " with --key, both must match).",
         ),
     ] = None,
+    route: Annotated[
+        list[str] | None,
+        typer.Option("--route", metavar="R", help="Files whose key route R takes today (repeatable)."),
+    ] = None,
     everything: Annotated[bool, typer.Option("--all", help="Every settled file.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would run and why; change nothing.")] = False,
     workers: Annotated[
@@ -41,13 +45,14 @@ def reprocess_command(
     bytes); items it no longer writes are removed. A file whose object is gone from the bucket or changed
     is left alone, items and all, with a line saying why. Each reprocessed file gets a notification with
     the attribute reprocessed=true. Safe while `dockline run` works, and after a crash: `dockline run
-    --once` or `dockline reprocess` again finishes it. Exit 1 when any file failed, else 0. (--route
-    comes with routes.)"""
+    --once` or `dockline reprocess` again finishes it. Exit 1 when any file failed, else 0."""
     from dockline.reprocess import Selection
 
     if as_json and not dry_run:
         raise UsageError("--json shows the plan: it goes with --dry-run")
-    selection = Selection(key_prefix=key, statuses=tuple(status or ()), everything=everything)
+    selection = Selection(
+        key_prefix=key, statuses=tuple(status or ()), everything=everything, routes=tuple(route or ())
+    )
     c = context_of(ctx)
     if dry_run:
         _dry_run(c.engine(read_only=True), selection, as_json=as_json)

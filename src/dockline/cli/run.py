@@ -295,6 +295,9 @@ def _print_summary(summary: Any, *, strict: bool = False) -> None:
     if strict and failed:
         line += f"; exit 1 (--strict): {failed} file{'' if failed == 1 else 's'} failed"
     say(err, line)
+    if summary.ignored:  # issue 9: a key no route takes is never silent
+        files = f"{summary.ignored} file{'' if summary.ignored == 1 else 's'}"
+        say(err, f"{files} matched no route: dockline files list --ignored")
     _print_problems(summary)
 
 

@@ -142,8 +142,8 @@ def _delivery(row: Any) -> dict[str, Any]:
 
 def browse(engine: LocalEngine, what: str, params: Mapping[str, str]) -> dict[str, Any]:
     """A page of the ledger (``what`` = ``items``) or of the files, newest first, filtered
-    as ``ledger list`` / ``files list`` filter: ``pk`` and ``key`` prefixes, ``since``, and
-    for files ``status``. Raises UsageError for a bad filter."""
+    as ``ledger list`` / ``files list`` filter: ``pk`` and ``key`` prefixes, ``since``,
+    ``route``, and for files ``status``. Raises UsageError for a bad filter."""
     from dockline.listing import Page, page_filter
     from dockline.local.queries import file_rows, item, item_rows
 
@@ -152,9 +152,8 @@ def browse(engine: LocalEngine, what: str, params: Mapping[str, str]) -> dict[st
         pk_prefix=params.get("pk") or None,
         since=params.get("since") or None,
         limit=PAGE,
+        route=params.get("route") or None,  # items read by it; files whose key it takes
     )
-    # Issue 9 gives items a route: its filter goes here, as `route=params.get("route")`
-    # on the Filter, and the page's route box (disabled until then) sends it.
     if what == "items":
         page = Page.of(item_rows(engine.db, where), where)
         shown = [
@@ -168,7 +167,7 @@ def browse(engine: LocalEngine, what: str, params: Mapping[str, str]) -> dict[st
                 where = _with_status(where, Status(state))
             except ValueError:
                 raise UsageError(f"status {state!r}: not one of {', '.join(s.value for s in Status)}") from None
-        page = Page.of(file_rows(engine.db, where), where)
+        page = Page.of(file_rows(engine.db, where, routes=engine.settings.pipeline.table), where)
         shown = list(page)
     else:
         raise UsageError(f"nothing to browse called {what!r}: items or files")

@@ -69,6 +69,13 @@ CREATE TABLE IF NOT EXISTS files (
     UNIQUE (bucket, key, version)
 );
 CREATE INDEX IF NOT EXISTS files_by_status ON files (status);
+CREATE TABLE IF NOT EXISTS ignored ( -- keys the last scan saw that no route takes (issue 9)
+    key TEXT PRIMARY KEY,
+    route TEXT,                     -- the nearest route
+    why TEXT NOT NULL,              -- prefix | suffix | case | prefix and suffix
+    detail TEXT NOT NULL,
+    seen_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS seen (    -- stat cache: a rescan hashes only changed files
     key TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -127,6 +134,8 @@ _ADDED_COLUMNS = {
     ("items", "generation"): "INTEGER NOT NULL DEFAULT 0",
     # The route that read the record (issue 9); NULL: the default route ([pipeline]).
     ("items", "route"): "TEXT",
+    # Records a route's transform dropped (returned None for); 0 in old rows.
+    ("files", "dropped"): "INTEGER NOT NULL DEFAULT 0",
 }
 
 

@@ -48,6 +48,7 @@ class RunSummary:
     trouble: str | None = None  # the disk or the lock stopped the run; the rest is left for later
     stopped: bool = False  # a signal stopped the run before the end
     released: int = 0  # files in flight at the stop, released for the next run
+    ignored: int = 0  # files the last scan saw that no route takes
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status is status)
@@ -59,6 +60,7 @@ class RunSummary:
         self.trouble = other.trouble or self.trouble
         self.stopped = self.stopped or other.stopped
         self.released += other.released
+        self.ignored = other.ignored or self.ignored
 
 
 class LocalEngine:
@@ -285,6 +287,7 @@ class LocalEngine:
 
             self.board.plan(result.ready)
             total.add(self.process(result.ready, workers=workers, progress=tick, stop=stop))
+            total.ignored = result.ignored
             if total.trouble or stop.is_set():
                 break
             if not result.unsettled or time.monotonic() > deadline:

@@ -80,6 +80,7 @@ def outcome_from_row(ref: ObjectRef, row: sqlite3.Row | tuple[object, ...]) -> O
         notified=bool(notified),
         skipped_total=int(str(row[11])) if len(row) > 11 else len(bad),
         reprocessed=bool(row[12]) if len(row) > 12 else False,
+        dropped=int(str(row[13])) if len(row) > 13 else 0,
     )
 
 
@@ -95,7 +96,7 @@ class SQLiteLedger(LedgerBase):
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT status, error, pk, attempts, records, duplicates, conflicts, skipped, notified,"
-                " lease_owner, lease_until, skipped_total, generation FROM files"
+                " lease_owner, lease_until, skipped_total, generation, dropped FROM files"
                 " WHERE bucket = ? AND key = ? AND version = ?",
                 (ref.bucket, ref.key, ref.version),
             ).fetchone()
@@ -260,11 +261,12 @@ class SQLiteLedger(LedgerBase):
             conn.execute(
                 "INSERT INTO files (bucket, key, version, status, error, pk, attempts, records, duplicates,"
                 " conflicts, skipped, skipped_total, size, sequencer, event_time, received_at, updated_at, notified,"
-                " lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " lease_owner, lease_until, dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " ?, ?)"
                 " ON CONFLICT (bucket, key, version) DO UPDATE SET status = excluded.status,"
                 " error = excluded.error, pk = excluded.pk, attempts = excluded.attempts,"
                 " records = excluded.records, duplicates = excluded.duplicates, conflicts = excluded.conflicts,"
-                " skipped = excluded.skipped, skipped_total = excluded.skipped_total,"
+                " skipped = excluded.skipped, skipped_total = excluded.skipped_total, dropped = excluded.dropped,"
                 " updated_at = excluded.updated_at, notified = excluded.notified,"
                 " lease_owner = excluded.lease_owner, lease_until = excluded.lease_until",
                 (
@@ -289,6 +291,7 @@ class SQLiteLedger(LedgerBase):
                     # Keep the lease while a notification is owed (see begin); a duplicate owes none.
                     None if owes_nothing else self.owner,
                     None if owes_nothing else time.time() + self.lease_seconds,
+                    outcome.dropped,
                 ),
             )
         return not owes_nothing
@@ -318,7 +321,7 @@ class SQLiteLedger(LedgerBase):
                 # The old run's counts go (status and progress must not show them as this run's).
                 "UPDATE files SET status = 'pending', error = NULL, notified = 0, updated_at = ?,"
                 " generation = generation + 1, lease_owner = NULL, lease_until = NULL, pk = NULL,"
-                " records = 0, duplicates = 0, conflicts = 0, skipped = NULL, skipped_total = 0"
+                " records = 0, duplicates = 0, conflicts = 0, skipped = NULL, skipped_total = 0, dropped = 0"
                 " WHERE bucket = ? AND key = ? AND version = ?"
                 " AND status IN ('processed', 'failed', 'duplicate', 'conflict', 'superseded')"
                 " AND (notified = 1 OR status IN ('duplicate', 'superseded'))",

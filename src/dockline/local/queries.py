@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from dockline.errors import UsageError
 from dockline.jsonx import loads_exact
 from dockline.local.db import Database, translate
 from dockline.models import Status
-from dockline.routes import DEFAULT_ROUTE
+from dockline.routes import DEFAULT_ROUTE, RouteTable
 
 _ITEM_COLUMNS = (
     "i.pk, i.payload, i.content_hash, f.bucket, f.key, f.version, f.size, i.record_index, f.event_time,"
@@ -45,8 +45,21 @@ def _item_columns(db: Database) -> str:
 
 _FILE_COLUMNS = (
     "bucket, key, version, status, error, pk, attempts, records, duplicates, conflicts, skipped,"
-    " skipped_total, size, received_at, updated_at, notified FROM files"
+    " skipped_total, size, received_at, updated_at, notified, dropped FROM files"
 )
+
+
+def _file_columns(db: Database) -> str:
+    """The file columns. A data dir from before progress or transforms, opened read-only,
+    lacks some: no run of this version opened it yet, so they read as NULL and 0."""
+    present = {str(row[1]) for row in db.query("PRAGMA table_info(files)")}
+    progress = (
+        "started_at, records_done, bytes_done"
+        if {"started_at", "records_done", "bytes_done"} <= present
+        else "NULL AS started_at, 0 AS records_done, 0 AS bytes_done"
+    )
+    columns = _FILE_COLUMNS if "dropped" in present else _FILE_COLUMNS.replace("dropped FROM", "0 AS dropped FROM")
+    return f"{progress}, {columns}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,7 @@ class Filter:
     since: str | None = None
     status: Status | None = None
     limit: int | None = None
+    route: str | None = None  # items read by this route (issue 9); files whose key it takes
 
 
 def stamp(moment: datetime) -> str:
@@ -113,10 +127,19 @@ def _stream(db: Database, sql: str, params: list[object]) -> Iterator[sqlite3.Ro
         cursor.close()
 
 
-def _where(where: Filter, *, pk: str, key: str, since: str, status: str | None = None) -> tuple[str, list[object]]:
-    """The WHERE clause of ``where`` over the named columns (items and files name them apart)."""
+def _where(
+    where: Filter, *, pk: str, key: str, since: str, status: str | None = None, route: str | None = None
+) -> tuple[str, list[object]]:
+    """The WHERE clause of ``where`` over the named columns (items and files name them apart).
+    ``route``: the items' route column (NULL is the default route, as written before routes)."""
     clauses: list[str] = []
     params: list[object] = []
+    if route is not None and where.route is not None:
+        if where.route == DEFAULT_ROUTE:
+            clauses.append(f"({route} IS NULL OR {route} = ?)")
+        else:
+            clauses.append(f"{route} = ?")
+        params.append(where.route)
     if status is not None and where.status is not None:
         clauses.append(f"{status} = ?")
         params.append(str(where.status))
@@ -132,7 +155,7 @@ def _where(where: Filter, *, pk: str, key: str, since: str, status: str | None =
 
 
 def _item_where(where: Filter) -> tuple[str, list[object]]:
-    return _where(where, pk="i.pk", key="f.key", since="i.processed_at")
+    return _where(where, pk="i.pk", key="f.key", since="i.processed_at", route="i.route")
 
 
 # A page up to this size is chosen by its pks first (their list is held while the rows
@@ -209,17 +232,40 @@ def get_item(db: Database, pk: str) -> dict[str, Any] | None:
     return item(rows[0]) if rows else None
 
 
-def file_rows(db: Database, where: Filter = Filter(), *, newest_first: bool = True) -> Iterator[dict[str, Any]]:
-    """Files matching ``where``, received last first, or first first."""
+def file_rows(
+    db: Database, where: Filter = Filter(), *, newest_first: bool = True, routes: RouteTable | None = None
+) -> Iterator[dict[str, Any]]:
+    """Files matching ``where``, received last first, or first first. A route filter needs
+    ``routes``: a file's route is the one that takes its key, as for its notification (the
+    narrowest of its prefix and ``--key`` is asked of SQLite, the rest decided here).
+    Raises UsageError for a route the table does not name."""
+    taken: Callable[[str], bool] = lambda _key: True  # noqa: E731 -- the no-filter case, inline
+    if where.route is not None:
+        if routes is None or where.route not in {r.name for r in routes.routes}:
+            known = ", ".join(r.name for r in routes.routes) if routes is not None else ""
+            raise UsageError(f"--route {where.route!r}: no such route; routes: {known}")
+        table, name = routes, where.route
+        prefix = next(r.prefix for r in routes.routes if r.name == name)
+        if prefix.startswith(where.key or ""):
+            where = replace(where, key=prefix or None)  # the route's prefix is the narrower
+        elif where.key is not None and not where.key.startswith(prefix):
+            return  # --key and the route's prefix share no key
+        taken = lambda key: table.route_or_fallback(key).name == name  # noqa: E731
     filtered, params = _where(where, pk="pk", key="key", since="received_at", status="status")
-    sql = f"SELECT {_progress_columns(db)}, {_FILE_COLUMNS}" + filtered
+    sql = f"SELECT {_file_columns(db)}" + filtered
     # id order is the order of arrival: a row is made when its version is first seen and
     # received_at is never changed after; no extra index is needed to page newest first.
     sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
-    if where.limit is not None:
+    if where.limit is not None and where.route is None:
         sql += " LIMIT ?"
         params.append(where.limit)
+    shown = 0
     for row in _stream(db, sql, params):
+        if not taken(row["key"]):
+            continue
+        if where.limit is not None and shown == where.limit:
+            return
+        shown += 1
         yield {
             "key": row["key"],
             "status": row["status"],
@@ -231,6 +277,7 @@ def file_rows(db: Database, where: Filter = Filter(), *, newest_first: bool = Tr
             "conflicts": row["conflicts"],
             "skipped": orjson.loads(row["skipped"] or "[]"),
             "skipped_total": row["skipped_total"],
+            "dropped": row["dropped"],
             "bucket": row["bucket"],
             "sha256": row["version"],
             "size": row["size"],
@@ -246,19 +293,37 @@ def file_rows(db: Database, where: Filter = Filter(), *, newest_first: bool = Tr
         }
 
 
-def _progress_columns(db: Database) -> str:
-    present = {str(r["name"]) for r in db.query("SELECT name FROM pragma_table_info('files')")}
-    if {"started_at", "records_done", "bytes_done"} <= present:
-        return "started_at, records_done, bytes_done"
-    return "NULL AS started_at, 0 AS records_done, 0 AS bytes_done"  # no run of this version opened it yet
-
-
 def _seconds(status: str, started_at: str | None, updated_at: str) -> float | None:
     """Claim to settle of a settled file's last attempt; None in flight or when unknown."""
     if started_at is None or not Status(status).is_final:
         return None
     elapsed = datetime.fromisoformat(updated_at) - datetime.fromisoformat(started_at)
     return round(max(0.0, elapsed.total_seconds()), 3)
+
+
+def ignored_rows(db: Database, where: Filter = Filter()) -> Iterator[dict[str, Any]]:
+    """Keys the last scan saw that no route takes, with the nearest route and why, by key
+    (``--key`` is a prefix; a route filter keeps those nearest that route). A data dir from
+    before routes has none."""
+    if not db.query("SELECT name FROM sqlite_master WHERE name = 'ignored'"):
+        return
+    keys_only = replace(where, since=None, status=None, pk_prefix=None)
+    filtered, params = _where(keys_only, pk="key", key="key", since="seen_at")
+    if where.route is not None:
+        filtered += (" AND" if filtered else " WHERE") + " route = ?"
+        params.append(where.route)
+    sql = f"SELECT key, route, why, detail, seen_at FROM ignored{filtered} ORDER BY key"  # noqa: S608 (ours)
+    if where.limit is not None:
+        sql += " LIMIT ?"
+        params.append(where.limit)
+    for row in _stream(db, sql, params):
+        yield {
+            "key": row["key"],
+            "nearest_route": row["route"],
+            "why": row["why"],
+            "detail": row["detail"],
+            "seen_at": row["seen_at"],
+        }
 
 
 def list_files(db: Database, *, status: Status | None = None, limit: int | None = None) -> list[dict[str, Any]]:

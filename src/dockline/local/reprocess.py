@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from dockline.errors import UsageError
 from dockline.local.db import Database, translate
 from dockline.local.engine import LocalEngine, RunSummary
 from dockline.local.scan import current_ref
@@ -57,7 +58,12 @@ def plan_local(engine: LocalEngine, selection: Selection) -> list[Step]:
             seen[ref.key] = current_ref(engine.store, ref.key)
         return seen[ref.key]
 
-    return plan(candidates(engine.db), selection, locate)
+    table = engine.settings.pipeline.table
+    known = {route.name for route in table.routes} | {table.fallback.name}
+    for name in selection.routes:
+        if name not in known:
+            raise UsageError(f"--route {name!r}: no such route; routes: {', '.join(r.name for r in table.routes)}")
+    return plan(candidates(engine.db), selection, locate, lambda key: table.route_or_fallback(key).name)
 
 
 @dataclass

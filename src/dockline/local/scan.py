@@ -27,6 +27,7 @@ import stat
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from dockline.config import Settings
 from dockline.errors import ObjectGoneError, PermanentError, TransientError
@@ -35,6 +36,10 @@ from dockline.local.names import from_printable, name_problems, printable, refus
 from dockline.local.store import FolderStore, ref_for, special_version, unread_version
 from dockline.local.walk import Found, walk
 from dockline.models import ObjectRef
+from dockline.pipeline import iso
+from dockline.routes import nearest_miss
+
+MAX_IGNORED_KEPT = 10_000  # rows of files list --ignored; the count in run's summary is exact
 
 # Linux's F_SETSIG (the fcntl module does not name it). A conflicting open while we hold
 # a lease sends the holder a signal; SIGIO's default action would kill the process, so
@@ -49,6 +54,7 @@ _CHUNK = 1 << 20
 class ScanResult:
     ready: list[ObjectRef]
     unsettled: list[str]  # still being written: wait for them
+    ignored: int = 0  # files seen that no route takes (``files list --ignored``)
 
 
 def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds: float) -> ScanResult:
@@ -59,7 +65,8 @@ def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds
     cache = {row["key"]: row for row in db.query("SELECT key, size, ctime_ns, inode, version FROM seen")}
     fresh: list[tuple[str, int, int, int, str]] = []
     root = store.root
-    for found in walk(root, settings.pipeline):
+    ignored: list[str] = []
+    for found in walk(root, settings.pipeline, ignored):
         key, st = found.key, found.st
         problems = found.refused or name_problems(key)
         if problems:
@@ -91,6 +98,7 @@ def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds
     if fresh:
         with db.transaction() as conn:
             conn.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?, ?, ?)", fresh)
+    record_ignored(db, settings, ignored)
     settled = {
         (row["key"], row["version"])
         for row in db.query(
@@ -100,7 +108,26 @@ def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds
     }
     todo = [ref for ref in ready if (ref.key, ref.version) not in settled]
     todo.sort(key=lambda r: (r.sequencer or "", r.key))
-    return ScanResult(ready=todo, unsettled=unsettled)
+    return ScanResult(ready=todo, unsettled=unsettled, ignored=len(ignored))
+
+
+def record_ignored(db: Database, settings: Settings, keys: list[str]) -> None:
+    """Keep the ``ignored`` table equal to the keys this scan saw that no route takes,
+    each with its nearest route and why it missed. Written only when the set changed,
+    so a rescan of an unchanged bucket writes nothing; at most MAX_IGNORED_KEPT rows."""
+    kept = sorted(printable(key) for key in keys)[:MAX_IGNORED_KEPT]
+    stored = [str(row["key"]) for row in db.query("SELECT key FROM ignored ORDER BY key")]
+    if stored == kept:
+        return
+    routes = settings.pipeline.table.routes
+    rows = []
+    for key in kept:
+        miss = nearest_miss(routes, key)
+        rows.append((key, miss.route if miss else None, miss.why if miss else "", miss.detail if miss else ""))
+    seen_at = iso(datetime.now(UTC))
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM ignored")
+        conn.executemany("INSERT INTO ignored VALUES (?, ?, ?, ?, ?)", [(*row, seen_at) for row in rows])
 
 
 def _judge_new(

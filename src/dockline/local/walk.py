@@ -29,10 +29,13 @@ class Found(NamedTuple):
     name: str = ""
 
 
-def walk(root: Path, pipeline: PipelineSettings) -> Iterator[Found]:
+def walk(root: Path, pipeline: PipelineSettings, ignored: list[str] | None = None) -> Iterator[Found]:
     """Matching entries below ``root``: a folder's files by name, then its subfolders.
 
-    Dot names are skipped (rsync's and editors' temporary files, and ``put``'s).
+    Dot names are skipped (rsync's and editors' temporary files, and ``put``'s). The keys
+    of files no route takes, in the folders the walk lists anyway (those on the way to a
+    route's prefix and below it, and folders that differ from those only in case), are
+    added to ``ignored``: nothing more is listed, stat'ed or read for them.
     """
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -42,9 +45,11 @@ def walk(root: Path, pipeline: PipelineSettings) -> Iterator[Found]:
         yield Found("./", root.stat(), refused=("denied",))
         return
     rel = ""
-    # Straight to the folder all routes' prefixes share (the prefix's folder, with one route).
+    # Straight to the folder all routes' prefixes share (the prefix's folder, with one route),
+    # unless ignored keys are wanted: then from the top, where a file dropped beside the
+    # prefix folder, or into one spelled in another case, can be seen.
     shared = os.path.commonprefix(list(pipeline.table.prefixes))  # noqa: RUF071 -- by character: the cut below drops a part-folder
-    for part in shared.split("/")[:-1]:
+    for part in shared.split("/")[:-1] if ignored is None else ():
         try:
             inner = os.open(part, _FOLDER, dir_fd=fd)
         except PermissionError:
@@ -58,14 +63,14 @@ def walk(root: Path, pipeline: PipelineSettings) -> Iterator[Found]:
             return
         os.close(fd)
         fd, rel = inner, f"{rel}{part}/"
-    yield from _walk_from(fd, rel, pipeline)
+    yield from _walk_from(fd, rel, pipeline, ignored)
 
 
-def _walk_from(top: int, top_rel: str, pipeline: PipelineSettings) -> Iterator[Found]:
+def _walk_from(top: int, top_rel: str, pipeline: PipelineSettings, ignored: list[str] | None) -> Iterator[Found]:
     """Depth first; the stack holds each open folder and the subfolder names left in it."""
     stack: list[tuple[int, str, Iterator[str]]] = [(top, top_rel, iter(()))]
     try:
-        subfolders = yield from _walk_folder(top, top_rel, pipeline)
+        subfolders = yield from _walk_folder(top, top_rel, pipeline, ignored)
         stack[0] = (top, top_rel, iter(subfolders))
         while stack:
             fd, rel, names = stack[-1]
@@ -90,7 +95,7 @@ def _walk_from(top: int, top_rel: str, pipeline: PipelineSettings) -> Iterator[F
             except OSError:
                 continue  # gone, or swapped for a link: never entered
             try:
-                subfolders = yield from _walk_folder(inner, key, pipeline)
+                subfolders = yield from _walk_folder(inner, key, pipeline, ignored)
             except BaseException:
                 os.close(inner)
                 raise
@@ -100,7 +105,9 @@ def _walk_from(top: int, top_rel: str, pipeline: PipelineSettings) -> Iterator[F
             os.close(fd)
 
 
-def _walk_folder(fd: int, rel: str, pipeline: PipelineSettings) -> Generator[Found, None, list[str]]:
+def _walk_folder(
+    fd: int, rel: str, pipeline: PipelineSettings, ignored: list[str] | None
+) -> Generator[Found, None, list[str]]:
     """Yield this folder's matching files; return the names of its subfolders worth entering."""
     subfolders: list[str] = []
     try:
@@ -120,11 +127,13 @@ def _walk_folder(fd: int, rel: str, pipeline: PipelineSettings) -> Generator[Fou
         try:
             if entry.is_dir(follow_symlinks=False):
                 folder_key = f"{key}/"
-                # Can keys below it match the prefix?
-                if table.could_hold(folder_key):
+                # Can keys below it match the prefix (or, for the ignored list, nearly)?
+                if table.could_hold(folder_key) or (ignored is not None and table.could_hold_any_case(folder_key)):
                     subfolders.append(name)
             elif table.matches(key):
                 yield Found(key, entry.stat(follow_symlinks=False), folder=fd, name=name)
+            elif ignored is not None:
+                ignored.append(key)
         except FileNotFoundError:
             continue
     return subfolders

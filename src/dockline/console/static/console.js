@@ -219,7 +219,7 @@ async function browse(event) {
   const form = new FormData(document.getElementById("browse"));
   const what = form.get("what");
   const query = new URLSearchParams();
-  for (const name of ["pk", "key", "since", "status"]) if (form.get(name)) query.set(name, form.get(name));
+  for (const name of ["pk", "key", "since", "status", "route"]) if (form.get(name)) query.set(name, form.get(name));
   const table = document.getElementById("browse-results");
   try {
     const page = await api(`/api/browse/${what}?${query}`);

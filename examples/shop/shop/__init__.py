@@ -1,0 +1,1 @@
+"""The shop's own code for dockline: see pipeline.py."""
