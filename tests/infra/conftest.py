@@ -12,7 +12,7 @@ import pytest
 
 from dockline.config import AwsSettings, AwsSubscription, PipelineSettings, Settings, load_settings
 from tests.unit.routes_corpus import CONFIG as ROUTES_CONFIG
-from tests.unit.routes_corpus import ORDER_SCHEMA
+from tests.unit.routes_corpus import ORDER_SCHEMA, TRANSFORM
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -57,7 +57,7 @@ VARIANTS: dict[str, Settings] = {
 
 
 # A project folder as a user has one: the routes corpus's config (with local and AWS sections),
-# the schema it names, and files that must never reach the function's code.
+# the schema and the transform module it names, and files that must never reach the function's code.
 ROUTES_PROJECT: dict[str, str] = {
     "dockline.toml": ROUTES_CONFIG
     + """
@@ -70,6 +70,7 @@ headers = { Authorization = "Bearer local-only-token" }
 stack_name = "Routed"
 """,
     "order.json": json.dumps(ORDER_SCHEMA),
+    "corpus_transforms.py": TRANSFORM,  # the shop route's transform: packaged, as the only module
     "notes.py": "raise SystemExit('never packaged')\n",
     "secrets.env": "TOKEN=never-packaged\n",
     "data/big.csv": "a,b\n1,2\n",

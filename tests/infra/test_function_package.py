@@ -94,15 +94,15 @@ def test_item5_the_asset_holds_the_config_and_its_schema_and_nothing_else_of_the
 ) -> None:
     # GIVEN the project folder held notes.py, secrets.env, data/ and .git/ beside dockline.toml
     asset = function_asset(synthesized["routes"])
-    # THEN the function's code holds, beside the dockline package, the config and its schema only
-    assert outside_dockline(asset) == ["dockline.toml", "order.json"]
+    # THEN the function's code holds, beside the dockline package, the config, its schema and its transform module only
+    assert outside_dockline(asset) == ["corpus_transforms.py", "dockline.toml", "order.json"]
     # AND the packaged config is [pipeline] and [[routes]]: no [local] (its webhook token), no [aws]
     packaged = (asset / "dockline.toml").read_text()
     assert "local-only-token" not in packaged
     assert "[local" not in packaged and "[aws" not in packaged
     # AND it loads to the routes the project's file has (csv_schema included)
     routes = load_settings(asset / "dockline.toml").pipeline.routes
-    assert [r.name for r in routes] == ["cloudtrail", "sensors", "orders", "plain"]
+    assert [r.name for r in routes] == ["cloudtrail", "sensors", "orders", "plain", "shop"]
     assert dict(routes[1].csv_schema) == {"temperature": "decimal", "humidity": "decimal", "sensor_id": "int"}
 
 
@@ -128,6 +128,8 @@ def test_item5_one_notification_filter_per_route_prefix_and_suffix(synthesized: 
         {"prefix": "incoming/", "suffix": ".jsonl.gz"},
         {"prefix": "plain/", "suffix": ".jsonl"},
         {"prefix": "plain/", "suffix": ".jsonl.gz"},
+        {"prefix": "shop/", "suffix": ".jsonl"},
+        {"prefix": "shop/", "suffix": ".jsonl.gz"},
     ]
 
 
@@ -137,7 +139,8 @@ def test_item5_the_function_reads_under_every_route_prefix_and_nowhere_else(
     stmt = statement(synthesized["routes"].body, "ReadLandedFiles")
     bucket = "routed-${AWS::AccountId}-${AWS::Region}"
     assert sorted(render(r) for r in stmt["Resource"]) == sorted(
-        f"arn:${{AWS::Partition}}:s3:::{bucket}/{prefix}*" for prefix in ("AWSLogs/", "iot/", "incoming/", "plain/")
+        f"arn:${{AWS::Partition}}:s3:::{bucket}/{prefix}*"
+        for prefix in ("AWSLogs/", "iot/", "incoming/", "plain/", "shop/")
     )
 
 
