@@ -89,19 +89,20 @@ def run(
 
 
 def _run(engine: Any, *, once: bool, workers: int | None, quiet: bool, strict: bool = False) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     stopper = _Stopper(engine, once=once, strict=strict)
     stopper.install()
+    if once and not (err.is_terminal and quiet):  # no bar: rich.progress stays unloaded (start-up)
+        stopper.finish(engine.run_once(workers=workers, stop=stopper.stop))
+        return
     if once:
-        show_progress = err.is_terminal and quiet
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
         with Progress(
             TextColumn("processing"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
             console=err,
-            disable=not show_progress,
             transient=True,
         ) as bar:
             task = bar.add_task("files", total=None)
