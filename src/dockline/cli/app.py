@@ -17,12 +17,12 @@ from rich.console import Console
 from rich.text import Text
 
 from dockline import __version__
-from dockline.config import Settings, load_settings
 from dockline.errors import UsageError
 from dockline.jsonx import dumps
 from dockline.render import literal, say
 
 if TYPE_CHECKING:
+    from dockline.config import Settings
     from dockline.render_table import LiteralTable
 
 # Piped into a file or a CI log, tables get 160 columns instead of Rich's default 80
@@ -64,6 +64,8 @@ class Context:
     config: Path | None
 
     def settings(self) -> Settings:
+        from dockline.config import load_settings  # routes, schemas, toml: not for --help
+
         return load_settings(self.config, search_dir=Path.cwd())
 
     def engine(self, *, create: bool = True, echo: bool = False, read_only: bool = False) -> Any:
