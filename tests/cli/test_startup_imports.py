@@ -7,6 +7,8 @@ tens of milliseconds, and a new top-level import anywhere on the path breaks thi
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +100,32 @@ def test_why5_the_probe_sees_a_forbidden_import_when_one_happens(tmp_path: Path)
     data = tmp_path / "data"
     loaded_by(["--data-dir", str(data), "run", "--once"], cwd=tmp_path)
     assert "rich.table" in loaded_by(["--data-dir", str(data), "ledger", "list"], cwd=tmp_path)
+
+
+def test_why5_a_terminal_still_gets_its_progress_bar(tmp_path: Path) -> None:
+    # GIVEN three files to process and stderr on a terminal (a pseudo-terminal here)
+    incoming = tmp_path / "data" / "bucket" / "incoming"
+    incoming.mkdir(parents=True)
+    for n in range(3):
+        (incoming / f"o{n}.json").write_text(f'{{"id": "o{n}"}}')
+    (tmp_path / "dockline.toml").write_text("[local]\nsettle_seconds = 0\n")
+    argv = ["--data-dir", str(tmp_path / "data"), "--config", str(tmp_path / "dockline.toml"), "run", "--once", "-q"]
+    # WHEN run --once --quiet runs there (the bar is for a quiet run on a terminal)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the probe, its output on the terminal
+        os.execv(sys.executable, [sys.executable, "-c", PROBE, json.dumps(argv)])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    # THEN the bar was drawn (rich.progress was loaded for it) and the three files settled
+    assert '"rich.progress"' in text
+    assert "3/3" in text
+    assert "3 processed" in text
