@@ -1,21 +1,31 @@
 """dockline's benchmark: every figure measured in this run, on this machine, beside its bound.
 
-    python bench/run.py                 # the whole table (about a minute or two)
-    python bench/run.py --only small    # one scenario: small, ndjson, steps, handler, import
-    python bench/run.py --records 200000 --files 2000   # smaller, for a quick look
+    python bench/run.py                 # the whole table (about five minutes)
+    python bench/run.py --only small    # one scenario (names below); --only may repeat
+    python bench/run.py --records 200000 --files 2000 --history 5000   # smaller, for a quick look
 
 Scenarios (see README, "Performance"):
+  startup  `dockline --help` and a no-op `run --once` on an empty bucket: median of 11 fresh
+           processes, wall and CPU, beside `python -c pass`.
   small    5,000 ~1 KB order files through `dockline run --once` (a fresh process, start-up
-           included) against a plain loop: read, parse, hash, one SQLite insert + commit per
-           file, with per-commit fsync (FULL) and without (NORMAL, dockline's own setting).
+           included) against the plain loop a user would write: read, json.loads, sha256, one
+           SQLite INSERT + COMMIT per file, WAL, synchronous=NORMAL (no fsync per commit); the same
+           loop with synchronous=FULL (an fsync per commit) as a second row; both databases' size.
   ndjson   a 1,000,000-record NDJSON file (~70 MB) through `dockline run --once`, records/s and
            peak RSS, against orjson per line + executemany in one transaction.
+  sqlite-utils  the same file: `sqlite-utils insert --nl --pk id` (its defaults) against dockline.
+  noop     a `run --once` with nothing new beside 50,000 processed files, against an empty
+           bucket (the 50,000-file data dir is built once per bench run, under its temp dir).
+  idle     the CPU a watcher (`dockline run`) uses over 30 s with nothing arriving beside the
+           50,000 files (/proc/PID/stat utime + stime), and beside an empty bucket at the same time.
   handler  the Lambda handler on moto against the seed article's handler (verbatim) on the
            same float-free files: files/s and AWS API calls per file.
   steps    the same NDJSON file through a route with a JSON Schema check, and with a trivial
            transform, each against the route with no step (issue 9's speed targets: 2x, 1.3x).
   import   import time of dockline.aws.handler against `import boto3` alone.
-This is a benchmark, not a test: it asserts nothing and the machine may be noisy; rerun it.
+Pairs run back to back; small, noop and sqlite-utils repeat them (--repeat, default 3) and show
+the median ratio with its spread. This is a benchmark, not a test: it asserts nothing and the
+machine may be noisy; rerun it.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -39,7 +50,8 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-console = Console()
+# Piped into a file, the table gets 160 columns instead of 80 (COLUMNS still wins), as the CLI does.
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 
 
 def run_measured(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, int]:
@@ -82,7 +94,7 @@ def make_orders(folder: Path, count: int, *, floats: bool = True, seed: int = 1)
 
 
 RAW_SMALL = """
-import hashlib, os, sqlite3, sys, orjson
+import hashlib, json, os, sqlite3, sys
 folder, db, sync = sys.argv[1], sys.argv[2], sys.argv[3]
 conn = sqlite3.connect(db, isolation_level=None)
 conn.execute("PRAGMA journal_mode=WAL"); conn.execute(f"PRAGMA synchronous={sync}")
@@ -90,53 +102,82 @@ conn.execute("CREATE TABLE items (pk TEXT PRIMARY KEY, payload TEXT, sha256 TEXT
 for entry in os.scandir(folder):
     with open(entry.path, "rb") as f:
         data = f.read()
-    doc = orjson.loads(data)
+    doc = json.loads(data)
     digest = hashlib.sha256(data).hexdigest()
     conn.execute("BEGIN")
     conn.execute("INSERT INTO items VALUES (?, ?, ?)", (doc["id"], data.decode(), digest))
     conn.execute("COMMIT")
+conn.close()
 """
 
 
-def bench_small(work: Path, files: int) -> list[tuple[str, str, str, str]]:
-    data_dir = work / "small"
-    make_orders(data_dir / "bucket" / "incoming", files)
+def bench_small(work: Path, files: int, repeat: int) -> list[tuple[str, str, str, str]]:
+    """The plain loop a user would write (json.loads, sha256, one INSERT + COMMIT per file, WAL,
+    synchronous=NORMAL) is the bound; the same loop with an fsync per commit (FULL) a second row.
+    Each repeat runs the three back to back; dockline gets a fresh data dir of hard links."""
+    source = work / "small-files"
+    make_orders(source, files)
     config = work / "bench.toml"
     config.write_text("[local]\nsettle_seconds = 0\n")  # the files landed before the run
-    size = sum(p.stat().st_size for p in (data_dir / "bucket" / "incoming").iterdir()) / files
-    rows = []
-    raw = {}
-    for sync in ("FULL", "NORMAL"):
-        db = work / f"raw-{sync}.db"
-        seconds, _ = run_measured([PY, "-c", RAW_SMALL, str(data_dir / "bucket" / "incoming"), str(db), sync])
-        raw[sync] = files / seconds
-    seconds, _ = run_measured(
-        [
-            PY,
-            "-m",
-            "dockline",
-            "--data-dir",
-            str(data_dir),
-            "--config",
-            str(config),
-            "run",
-            "--once",
-            "--quiet",
-            "--workers",
-            "1",
-        ]
-    )
-    ours = files / seconds
-    rows.append(
+    size = sum(p.stat().st_size for p in source.iterdir()) / files
+    ours, normal, full = [], [], []
+    sizes: dict[str, int] = {}
+    for n in range(repeat):
+        data_dir = work / f"small-{n}"
+        linked(source, data_dir / "bucket" / "incoming")
+        for sync, rates in (("NORMAL", normal), ("FULL", full)):
+            db = work / f"raw-{sync}-{n}.db"
+            seconds, _ = run_measured([PY, "-c", RAW_SMALL, str(source), str(db), sync])
+            rates.append(files / seconds)
+            sizes[sync] = db_bytes(db)
+        seconds, _ = run_measured(dockline_argv(data_dir, config, "run", "--once", "--quiet", "--workers", "1"))
+        ours.append(files / seconds)
+        sizes["dockline"] = db_bytes(data_dir / "dockline.db")
+        shutil.rmtree(data_dir)
+    return [
         (
-            f"small files: {files:,} x {size:,.0f} B, run --once",
-            f"{ours:,.0f} files/s",
-            f"{raw['FULL']:,.0f} files/s (fsync each commit)",
-            f"{ours / raw['FULL']:.2f}x",
-        )
-    )
-    rows.append(("", "", f"{raw['NORMAL']:,.0f} files/s (no fsync)", f"{ours / raw['NORMAL']:.2f}x"))
-    return rows
+            f"small files: {files:,} x {size:,.0f} B, run --once (start-up included)",
+            rate(ours, "files/s"),
+            f"{rate(normal, 'files/s')}: plain loop, no fsync",
+            ratio(ours, normal),
+        ),
+        ("", "", f"{rate(full, 'files/s')}: the same, fsync each commit", ratio(ours, full)),
+        (
+            "  database on disk",
+            f"{sizes['dockline'] / 1e6:,.1f} MB",
+            f"plain loop: {sizes['NORMAL'] / 1e6:,.1f} MB",
+            f"{sizes['dockline'] / sizes['NORMAL']:.2f}x",
+        ),
+    ]
+
+
+def linked(source: Path, folder: Path) -> None:
+    """``folder`` holding a hard link to each file of ``source``: a fresh bucket in milliseconds
+    (dockline never writes to an incoming file, so the source stays as it was)."""
+    folder.mkdir(parents=True)
+    for entry in os.scandir(source):
+        os.link(entry.path, folder / entry.name)
+
+
+def db_bytes(db: Path) -> int:
+    """A SQLite database's size on disk, its WAL included."""
+    return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
+
+
+def dockline_argv(data_dir: Path, config: Path | None, *argv: str) -> list[str]:
+    base = [PY, "-m", "dockline", "--data-dir", str(data_dir)]
+    return [*base, *(["--config", str(config)] if config else []), *argv]
+
+
+def rate(rates: list[float], unit: str) -> str:
+    return f"{statistics.median(rates):,.0f} {unit}"
+
+
+def ratio(ours: list[float], bound: list[float]) -> str:
+    """The median of the back-to-back ratios, and their spread when there is more than one."""
+    each = [a / b for a, b in zip(ours, bound, strict=True)]
+    spread = f" ({min(each):.2f}-{max(each):.2f}, {len(each)} runs)" if len(each) > 1 else ""
+    return f"{statistics.median(each):.2f}x{spread}"
 
 
 # -- NDJSON ---------------------------------------------------------------------------------
@@ -178,7 +219,8 @@ def make_ndjson(path: Path, records: int, seed: int = 2) -> None:
 def bench_ndjson(work: Path, records: int) -> list[tuple[str, str, str, str]]:
     data_dir = work / "ndjson"
     path = data_dir / "bucket" / "incoming" / "readings.ndjson"
-    make_ndjson(path, records)
+    path.parent.mkdir(parents=True)
+    os.link(ndjson_file(work, records), path)  # made once, shared with the sqlite-utils row
     config = work / "bench.toml"
     config.write_text("[local]\nsettle_seconds = 0\n")
     mb = path.stat().st_size / 1e6
@@ -447,6 +489,188 @@ def bench_big(work: Path, gigabytes: float) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+# -- start-up ------------------------------------------------------------------------------
+def startup_samples(argv: list[str], runs: int) -> tuple[list[float], list[float]]:
+    """(wall ms, CPU ms of the process) for ``runs`` fresh starts of ``argv``."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        walls.append((time.perf_counter() - started) * 1000)
+        cpus.append((usage.ru_utime + usage.ru_stime) * 1000)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{' '.join(argv)} failed")
+    return walls, cpus
+
+
+def bench_startup(work: Path, runs: int = 11) -> list[tuple[str, str, str, str]]:
+    """``dockline --help`` and a no-op ``run --once`` (empty bucket), median of ``runs`` starts."""
+    data_dir = work / "startup"
+    script = Path(PY).with_name("dockline")
+    cli = [str(script)] if script.exists() else [PY, "-m", "dockline"]
+    subprocess.run([*cli, "--data-dir", str(data_dir), "run", "--once"], capture_output=True, check=True)
+    python_wall, _ = startup_samples([PY, "-c", "pass"], runs)
+    rows = []
+    for label, argv in (
+        ("dockline --help", [*cli, "--help"]),
+        ("dockline run --once, empty bucket", [*cli, "--data-dir", str(data_dir), "run", "--once"]),
+    ):
+        wall, cpu = startup_samples(argv, runs)
+        rows.append(
+            (
+                f"start-up: {label} (median of {runs}; load {os.getloadavg()[0]:.1f})",
+                f"{statistics.median(wall):,.0f} ms ({min(wall):,.0f}-{max(wall):,.0f}),"
+                f" CPU {statistics.median(cpu):,.0f} ms",
+                f"python -c pass: {statistics.median(python_wall):,.0f} ms",
+                "target < 150 ms",
+            )
+        )
+    return rows
+
+
+# -- history: a no-op run and an idle watcher beside 50,000 processed files -----------------
+def processed_data_dir(work: Path, files: int) -> tuple[Path, Path, float]:
+    """A data dir whose ``files`` order files are all processed, built once per bench run and
+    kept under ``work`` for every scenario that needs it: (data dir, settings, build seconds)."""
+    data_dir = work / f"history-{files}"
+    config = work / "history.toml"
+    marker = work / f"history-{files}.seconds"
+    if marker.exists():
+        return data_dir, config, float(marker.read_text())
+    config.write_text("[local]\nsettle_seconds = 0\n")
+    console.print(f"  building a data dir of {files:,} processed files ...", style="dim")
+    started = time.perf_counter()
+    make_orders(data_dir / "bucket" / "incoming", files, seed=4)
+    run_measured(dockline_argv(data_dir, config, "run", "--once", "--quiet"))
+    seconds = time.perf_counter() - started
+    marker.write_text(str(seconds))
+    return data_dir, config, seconds
+
+
+def empty_data_dir(work: Path, config: Path) -> Path:
+    data_dir = work / "history-0"
+    if not (data_dir / "dockline.db").exists():
+        run_measured(dockline_argv(data_dir, config, "run", "--once", "--quiet"))
+    return data_dir
+
+
+def bench_noop(work: Path, history: int, repeat: int) -> list[tuple[str, str, str, str]]:
+    """A ``run --once`` with nothing new, beside ``history`` processed files and beside none,
+    run alternately (``repeat`` pairs, back to back): the scan's cost per old file."""
+    full, config, built = processed_data_dir(work, history)
+    empty = empty_data_dir(work, config)
+    ours, bound = [], []
+    for _ in range(max(repeat, 3)):
+        seconds, _ = run_measured(dockline_argv(full, config, "run", "--once", "--quiet"))
+        ours.append(seconds)
+        seconds, _ = run_measured(dockline_argv(empty, config, "run", "--once", "--quiet"))
+        bound.append(seconds)
+    each = [a / b for a, b in zip(ours, bound, strict=True)]
+    return [
+        (
+            f"no-op run --once, {history:,} processed files (start-up included)",
+            f"{statistics.median(ours):.2f} s",
+            f"empty bucket: {statistics.median(bound):.2f} s",
+            f"{statistics.median(each):.2f}x ({min(each):.2f}-{max(each):.2f}, {len(each)} runs)",
+        ),
+        (f"  (building the {history:,}-file data dir, once per bench run)", f"{built:.0f} s", "", ""),
+    ]
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of ``pid``, in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def bench_idle(work: Path, history: int, seconds: float) -> list[tuple[str, str, str, str]]:
+    """CPU used by a watcher (``dockline run``) with nothing arriving, over ``seconds``, beside
+    ``history`` processed files and, at the same time, beside none."""
+    full, config, _ = processed_data_dir(work, history)
+    empty = empty_data_dir(work, config)
+    watchers = {}
+    for name, data_dir in (("full", full), ("empty", empty)):
+        log = (work / f"watch-{name}.log").open("wb")
+        proc = subprocess.Popen(
+            dockline_argv(data_dir, config, "run", "--quiet"), stdout=subprocess.DEVNULL, stderr=log
+        )
+        watchers[name] = (proc, work / f"watch-{name}.log")
+    try:
+        for proc, log_path in watchers.values():
+            deadline = time.monotonic() + 120
+            while b"watching" not in log_path.read_bytes():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the watcher did not start: {log_path.read_text()[-2000:]}")
+                time.sleep(0.1)
+        time.sleep(5)  # past the first scan and the start of the delivery worker
+        before = {name: cpu_ticks(proc.pid) for name, (proc, _) in watchers.items()}
+        started = time.monotonic()
+        time.sleep(seconds)
+        elapsed = time.monotonic() - started
+        used = {
+            name: (cpu_ticks(proc.pid) - before[name]) / os.sysconf("SC_CLK_TCK") / elapsed * 100
+            for name, (proc, _) in watchers.items()
+        }
+    finally:
+        for proc, _ in watchers.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc, _ in watchers.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return [
+        (
+            f"idle watcher (dockline run), {history:,} processed files, {seconds:.0f} s",
+            f"{used['full']:.1f} % of a core",
+            f"empty bucket, same {seconds:.0f} s: {used['empty']:.1f} %",
+            "target < 2 %",
+        )
+    ]
+
+
+# -- sqlite-utils ----------------------------------------------------------------------------
+def bench_sqlite_utils(work: Path, records: int, repeat: int) -> list[tuple[str, str, str, str]]:
+    """``sqlite-utils insert --nl --pk id`` (its defaults) on the NDJSON file, against
+    ``dockline run --once`` on the same file, back to back ``repeat`` times."""
+    if subprocess.run([PY, "-m", "sqlite_utils", "--version"], capture_output=True, check=False).returncode:
+        return [("sqlite-utils insert --nl", "", "sqlite-utils is not installed (pip install -e '.[dev]')", "")]
+    path = ndjson_file(work, records)
+    config = work / "bench.toml"
+    config.write_text("[local]\nsettle_seconds = 0\n")
+    ours, theirs = [], []
+    for n in range(repeat):
+        data_dir = work / f"su-dockline-{n}"
+        (data_dir / "bucket" / "incoming").mkdir(parents=True)
+        os.link(path, data_dir / "bucket" / "incoming" / path.name)
+        seconds, _ = run_measured(dockline_argv(data_dir, config, "run", "--once", "--quiet"))
+        ours.append(records / seconds)
+        shutil.rmtree(data_dir)
+        db = work / f"su-{n}.db"
+        insert = ["insert", str(db), "items", str(path), "--nl", "--pk", "id"]
+        seconds, _ = run_measured([PY, "-m", "sqlite_utils", *insert])
+        theirs.append(records / seconds)
+        db.unlink()
+    return [
+        (
+            f"NDJSON: {records:,} records, run --once",
+            rate(ours, "records/s"),
+            f"sqlite-utils insert --nl --pk id: {rate(theirs, 'records/s')}",
+            ratio(ours, theirs),
+        )
+    ]
+
+
+def ndjson_file(work: Path, records: int) -> Path:
+    """The NDJSON file of ``records`` readings, made once per bench run."""
+    path = work / f"readings-{records}.ndjson"
+    if not path.exists():
+        make_ndjson(path, records)
+    return path
+
+
 # -- import time ---------------------------------------------------------------------------
 def import_ms(module: str, runs: int = 7) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
@@ -484,7 +708,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--only",
-        choices=["small", "ndjson", "steps", "handler", "import", "big"],
+        choices=["small", "ndjson", "sqlite-utils", "steps", "handler", "import", "startup", "noop", "idle", "big"],
         action="append",
         help="run only these scenarios; 'big' (1 GB, a few minutes) runs only when named",
     )
@@ -492,21 +716,35 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=5000, help="small files (default 5000)")
     parser.add_argument("--records", type=int, default=1_000_000, help="NDJSON records (default 1,000,000)")
     parser.add_argument("--handler-files", type=int, default=500, help="files for the handler scenario")
+    parser.add_argument("--history", type=int, default=50_000, help="processed files beside noop and idle")
+    parser.add_argument("--idle-seconds", type=float, default=30.0, help="how long idle watches the watcher")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="back-to-back pairs for small, noop and sqlite-utils (the spread)"
+    )
     args = parser.parse_args()
-    chosen = args.only or ["small", "ndjson", "steps", "handler", "import"]
+    chosen = args.only or ["startup", "small", "ndjson", "sqlite-utils", "steps", "noop", "idle", "handler", "import"]
     table = Table(
         "measure",
         "dockline",
         "bound (same run)",
         "ratio",
-        title=f"dockline benchmark - {os.cpu_count()} cores, Python {sys.version.split()[0]}",
+        title=f"dockline benchmark - {os.cpu_count()} cores, Python {sys.version.split()[0]},"
+        f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.1f} at the start",
     )
     work = Path(tempfile.mkdtemp(prefix="dockline-bench-"))
     try:
         for name in chosen:
             console.print(f"running {name} ...", style="dim")
             if name == "small":
-                rows = bench_small(work, args.files)
+                rows = bench_small(work, args.files, args.repeat)
+            elif name == "sqlite-utils":
+                rows = bench_sqlite_utils(work, args.records, args.repeat)
+            elif name == "startup":
+                rows = bench_startup(work)
+            elif name == "noop":
+                rows = bench_noop(work, args.history, args.repeat)
+            elif name == "idle":
+                rows = bench_idle(work, args.history, args.idle_seconds)
             elif name == "ndjson":
                 rows = bench_ndjson(work, args.records)
             elif name == "steps":

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from dockline.errors import UsageError
-from dockline.render import LiteralTable, say
+from dockline.render import say
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from dockline.local.queries import Filter
+    from dockline.render_table import LiteralTable
 
 DEFAULT_LIMIT = 50
 TABLE_ROWS = 1000  # rows per printed table; also the largest page read whole before printing

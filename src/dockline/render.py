@@ -25,15 +25,29 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.measure import Measurement
 from rich.protocol import is_renderable
 from rich.style import StyleType
-from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    # "as": an explicit re-export, so mypy types the old imports from here
+    from dockline.render_table import LiteralTable as LiteralTable  # noqa: PLC0414
+
+
+def __getattr__(name: str) -> Any:
+    # LiteralTable lives in render_table: rich.table costs start-up ~4 ms, and only commands
+    # that print a table need it. Old imports from here keep working, loading it on first use.
+    if name == "LiteralTable":
+        from dockline.render_table import LiteralTable
+
+        return LiteralTable
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
@@ -187,22 +201,6 @@ def _fit(text: str, width: int) -> str:
         if used > width:
             return text[:index]
     return text
-
-
-class LiteralTable(Table):
-    """A rich Table whose ``add_row`` shows every ``str`` cell literally (see ``cell``).
-
-    Tables of user data are built on this, so a new column cannot reintroduce markup
-    by forgetting to escape: only our own code can add a styled cell, as a ``Text``.
-    """
-
-    def add_row(
-        self,
-        *renderables: RenderableType | None,
-        style: StyleType | None = None,
-        end_section: bool = False,
-    ) -> None:
-        super().add_row(*(cell(r) for r in renderables), style=style, end_section=end_section)
 
 
 class LineHandler(logging.Handler):

@@ -10,17 +10,20 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from dockline import __version__
-from dockline.config import Settings, load_settings
 from dockline.errors import UsageError
 from dockline.jsonx import dumps
-from dockline.render import LiteralTable, literal, say
+from dockline.render import literal, say
+
+if TYPE_CHECKING:
+    from dockline.config import Settings
+    from dockline.render_table import LiteralTable
 
 # Piped into a file or a CI log, tables get 160 columns instead of Rich's default 80
 # (COLUMNS still wins); a terminal keeps its own width.
@@ -61,6 +64,8 @@ class Context:
     config: Path | None
 
     def settings(self) -> Settings:
+        from dockline.config import load_settings  # routes, schemas, toml: not for --help
+
         return load_settings(self.config, search_dir=Path.cwd())
 
     def engine(self, *, create: bool = True, echo: bool = False, read_only: bool = False) -> Any:
@@ -124,6 +129,8 @@ def new_table(title: str, *columns: tuple[str, int]) -> LiteralTable:
 
     Every str cell is shown literally (render.LiteralTable): keys, ids, reasons and
     payloads are user data, never markup; a styled cell is a Text built here."""
+    from dockline.render_table import LiteralTable  # rich.table: only commands that print one
+
     table = LiteralTable(title=title)
     for name, width in columns:
         if width == 0:

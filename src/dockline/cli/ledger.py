@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,7 +23,10 @@ from dockline.cli.app import (
 from dockline.errors import UsageError
 from dockline.jsonx import dumps
 from dockline.models import Status
-from dockline.render import LiteralTable, say
+from dockline.render import say
+
+if TYPE_CHECKING:
+    from dockline.render_table import LiteralTable
 
 # -- ledger / files / notifications ------------------------------------------------------
 _KeyOption = Annotated[str | None, typer.Option("--key", help="Only keys starting with this prefix.")]

@@ -124,14 +124,17 @@ def _serve_metrics(engine: Any, host: str, port: int) -> Any:
 def _run(
     engine: Any, *, once: bool, workers: int | None, quiet: bool, strict: bool = False, progress_seconds: float = 5.0
 ) -> None:
-    from dockline.local.progress import Reporter, settled_line
-
     stopper = _Stopper(engine, once=once, strict=strict)
     stopper.install()
+    if once and not err.is_terminal:  # no bar: rich.progress stays unloaded (start-up)
+        stopper.finish(engine.run_once(workers=workers, stop=stopper.stop))
+        return
     if once:
         summary = _run_once_with_bar(engine, workers=workers, stop=stopper.stop)
         stopper.finish(summary)
         return
+    from dockline.local.progress import Reporter, settled_line
+
     routes = engine.settings.pipeline.table.routes
     watched = (
         f"{routes[0].prefix}* ({', '.join(routes[0].all_suffixes())})"

@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import orjson
@@ -85,6 +84,8 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     text = value.strip()
     if text.isdigit():
         return float(text)
+    from email.utils import parsedate_to_datetime  # rare; email costs start-up ~2 ms
+
     try:
         moment = parsedate_to_datetime(text)
     except (TypeError, ValueError):

@@ -21,18 +21,14 @@ missing password variable). Messages are one line and never carry a secret.
 from __future__ import annotations
 
 import base64
-import http.client
 import logging
 import os
-import smtplib
-import ssl
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, formatdate
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from dockline import __version__, config
@@ -40,6 +36,13 @@ from dockline.endpoints import url_problem
 from dockline.errors import ConfigError, DocklineError, TransientError
 from dockline.jsonx import dumps
 from dockline.models import Notification
+
+# http.client, smtplib, ssl and email are imported where a delivery needs them: together
+# ~8 ms that every start-up would pay, with or without a subscription (issue 11 item 5).
+if TYPE_CHECKING:
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +185,9 @@ class WebhookSubscription(Subscription):
 
     def _post(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, str, str | None]:
         """(status, reason, Retry-After header or None)."""
+        import http.client
+        import ssl
+
         timeout = self.settings.timeout_seconds
         connection: http.client.HTTPConnection
         if self._https:
@@ -246,6 +252,9 @@ class EmailSubscription(Subscription):
         the message: a 5xx refusal is a DeliveryError naming the refused addresses, a
         4xx one a TransientError (the retry resends with the same Message-ID).
         """
+        import smtplib
+        import ssl
+
         s = self.settings
         password = self._password()
         message = self.compose(notification, published_at=published_at, notification_id=notification_id)
@@ -284,6 +293,8 @@ class EmailSubscription(Subscription):
 
     def compose(self, notification: Notification, *, published_at: str, notification_id: int) -> EmailMessage:
         """The email for ``notification``: message, then its attributes, one per line."""
+        from email.message import EmailMessage
+
         s = self.settings
         message = EmailMessage()
         message["Subject"] = " ".join(notification.subject.split())
@@ -381,6 +392,8 @@ def _sendable_header(name: str, value: str) -> bool:
 
 
 def _describe_network_error(exc: BaseException, timeout: float) -> str:
+    import http.client
+
     if isinstance(exc, http.client.RemoteDisconnected):
         return "the server closed the connection without answering"
     if isinstance(exc, TimeoutError):
@@ -399,6 +412,8 @@ def _text(reply: bytes | str) -> str:
 
 
 def _stage(exc: smtplib.SMTPResponseException) -> str:
+    import smtplib
+
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return "login failed"
     if isinstance(exc, smtplib.SMTPSenderRefused):
@@ -429,6 +444,8 @@ def _refusal(name: str, refused: Mapping[str, tuple[int, bytes]], *, everyone: b
 
 def _email_date(published_at: str) -> str:
     """RFC 5322 date of publication; now, if ``published_at`` is not ISO 8601."""
+    from email.utils import format_datetime, formatdate
+
     try:
         moment = datetime.fromisoformat(published_at)
     except ValueError:
