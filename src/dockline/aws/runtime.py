@@ -21,7 +21,7 @@ from dockline.aws.ledger import DynamoDBLedger, RecordWrites
 from dockline.aws.notifier import SNSNotifier
 from dockline.aws.store import S3Store
 from dockline.config import CONFIG_FILE_NAME, PipelineSettings, Settings, load_settings, settings_from_env
-from dockline.errors import ConfigError, DocklineError
+from dockline.errors import ConfigError, DocklineError, UsageError
 from dockline.lifecycle import Lifecycle
 from dockline.pipeline import Pipeline
 from dockline.retry import RetryPolicy
@@ -39,6 +39,8 @@ ENV_DLQ = "DLQ_URL"
 ENV_RECORD_WRITES = "DOCKLINE_RECORD_WRITES"
 ENV_MAX_RECEIVE_COUNT = "DOCKLINE_MAX_RECEIVE_COUNT"
 ENV_CONFIG = "DOCKLINE_CONFIG"
+# Said by every AWS-facing command (and deploy) when boto3 finds no region anywhere.
+NO_REGION = "no AWS region set; set AWS_REGION (or AWS_DEFAULT_REGION, or a region in your AWS profile)"
 # jsonschema and what it imports: vendored by `dockline deploy` for routes with a schema.
 _VENDORED_FOR_SCHEMAS = ("jsonschema", "jsonschema_specifications", "referencing", "rpds", "attrs", "attr")
 
@@ -78,7 +80,12 @@ class Clients:
                     import boto3
 
                     self.session = boto3.session.Session()
-                self._made[service] = self.session.client(service, config=self.config or client_config())
+                from botocore.exceptions import NoRegionError
+
+                try:
+                    self._made[service] = self.session.client(service, config=self.config or client_config())
+                except NoRegionError as exc:
+                    raise UsageError(NO_REGION) from exc
             return self._made[service]
 
     def provide(self, service: str, client: Any) -> Clients:

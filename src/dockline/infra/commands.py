@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from dockline.aws.runtime import NO_REGION
 from dockline.config import Settings
 from dockline.errors import DocklineError
 from dockline.infra.asset import stage_function_code
@@ -119,7 +120,7 @@ def _check_credentials(profile: str | None) -> None:
     # botocore reads only AWS_DEFAULT_REGION and the profile; the CDK CLI and the AWS CLI also
     # read AWS_REGION, which the README names: accept either.
     if not (session.region_name or os.environ.get("AWS_REGION")):
-        raise DeployError("no AWS region set; set AWS_REGION or a region in your AWS profile")
+        raise DeployError(NO_REGION)
 
 
 def deploy(settings: Settings, *, out_dir: Path, approve: bool, profile: str | None, vendor_wheels: bool = True) -> int:
