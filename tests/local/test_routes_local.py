@@ -125,6 +125,29 @@ def test_routes_old_data_dir_gets_the_route_column_in_place(
     assert found["new"]["route"] == "plain"
 
 
+def test_routes_filter_on_a_data_dir_from_before_routes_read_only(
+    make_engine: Callable[..., LocalEngine], data_dir: Path, tmp_path: Path
+) -> None:
+    # GIVEN a data dir written before routes (no items.route), opened read-only (not upgraded)
+    engine = make_engine()
+    drop(engine, "incoming/old.json", {"id": "old"})
+    engine.run_once()
+    engine.db.close()
+    with sqlite3.connect(data_dir / "dockline.db") as conn:
+        conn.execute("ALTER TABLE items DROP COLUMN route")
+    reader = LocalEngine(data_dir, settings(tmp_path), read_only=True)
+    # WHEN its items are listed and counted by route
+    from dockline.local.queries import Filter, count_items, item_rows
+
+    by_default = [row["pk"] for row in item_rows(reader.db, Filter(route="default"))]
+    by_other = [row["pk"] for row in item_rows(reader.db, Filter(route="orders"))]
+    counted = count_items(reader.db, Filter(route="default"))
+    reader.db.close()
+    # THEN every item is the default route's (it read them all), none another's: no SQL error
+    # (before: "ledger database error: no such column: i.route")
+    assert (by_default, by_other, counted) == (["old"], [], 1)
+
+
 def test_routes_subscription_filter_config_errors_are_one_line() -> None:
     base = CONFIG.replace('schema = "order.json"\n', "") + '[[local.subscriptions]]\ntype = "webhook"\n'
     base += 'url = "http://127.0.0.1:9/hook"\n'

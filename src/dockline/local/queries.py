@@ -35,12 +35,14 @@ _ITEM_COLUMNS = (
 )
 
 
+def _has_item_routes(db: Database) -> bool:
+    """A data dir from before routes, opened read-only (so not upgraded in place), has no
+    ``items.route``: its items read as NULL, the default route, which read them all."""
+    return any(row[1] == "route" for row in db.query("PRAGMA table_info(items)"))
+
+
 def _item_columns(db: Database) -> str:
-    """The item columns; a data dir from before routes, opened read-only (so not upgraded
-    in place), has no ``items.route``: it reads as NULL."""
-    if any(row[1] == "route" for row in db.query("PRAGMA table_info(items)")):
-        return _ITEM_COLUMNS
-    return _ITEM_COLUMNS.replace("i.route", "NULL AS route")
+    return _ITEM_COLUMNS if _has_item_routes(db) else _ITEM_COLUMNS.replace("i.route", "NULL AS route")
 
 
 _FILE_COLUMNS = (
@@ -154,8 +156,9 @@ def _where(
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def _item_where(where: Filter) -> tuple[str, list[object]]:
-    return _where(where, pk="i.pk", key="f.key", since="i.processed_at", route="i.route")
+def _item_where(db: Database, where: Filter) -> tuple[str, list[object]]:
+    route = "i.route" if where.route is None or _has_item_routes(db) else "NULL"
+    return _where(where, pk="i.pk", key="f.key", since="i.processed_at", route=route)
 
 
 # A page up to this size is chosen by its pks first (their list is held while the rows
@@ -167,7 +170,7 @@ def item_rows(db: Database, where: Filter = Filter(), *, order: str = "newest") 
     """Ledger rows matching ``where``. ``order``: ``newest`` (processed last first),
     ``oldest``, or ``pk`` (the table's own order: no sort at all, the cheapest for a full
     export). A pk prefix is read as a range of the primary key."""
-    filtered, params = _item_where(where)
+    filtered, params = _item_where(db, where)
     ordered = {
         "newest": " ORDER BY i.processed_at DESC, i.pk DESC",
         "oldest": " ORDER BY i.processed_at, i.pk",
@@ -186,7 +189,7 @@ def item_rows(db: Database, where: Filter = Filter(), *, order: str = "newest") 
 
 def count_items(db: Database, where: Filter = Filter()) -> int:
     """How many items match ``where`` (ignoring its limit): one scan, no sort (the bar's total)."""
-    sql, params = _item_where(where)
+    sql, params = _item_where(db, where)
     join = " JOIN files f ON f.id = i.file_id" if where.key else ""
     # Only our own clause text is formatted in; every value is a bound parameter.
     counted = db.query(f"SELECT count(*) AS n FROM items i{join}{sql}", tuple(params))  # noqa: S608
