@@ -90,7 +90,8 @@ def run_handler_from_asset(
         "PATH": "/usr/bin:/bin",
     }
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", HANDLER_FROM_ASSET, str(asset), site_packages(), str(corpus)],
+        # -B: the shared asset stays as synth wrote it (no __pycache__ from this import)
+        [sys.executable, "-I", "-S", "-B", "-c", HANDLER_FROM_ASSET, str(asset), site_packages(), str(corpus)],
         capture_output=True,
         text=True,
         env=process_env,
