@@ -11,7 +11,7 @@ decoder all ask a ``RouteTable``; nothing else decides whether a key is ours.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -122,6 +122,12 @@ class RouteTable:
     def prefixes(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(r.prefix for r in self.routes))
 
+    @property
+    def outer_prefixes(self) -> tuple[str, ...]:
+        """The prefixes under which every routed key lies, none inside another (what to
+        list, what to grant reads on)."""
+        return outermost(self.prefixes)
+
     def could_hold(self, folder_key: str) -> bool:
         """Can keys below ``folder_key`` ("a/b/") match a route? (prunes the scan)"""
         return any(folder_key.startswith(p) or p.startswith(folder_key) for p in self.prefixes)
@@ -140,6 +146,12 @@ class Miss:
     route: str
     why: str
     detail: str
+
+
+def outermost(prefixes: Iterable[str]) -> tuple[str, ...]:
+    """``prefixes`` without those a shorter one already covers, in their first order."""
+    unique = tuple(dict.fromkeys(prefixes))
+    return tuple(p for p in unique if not any(q != p and p.startswith(q) for q in unique))
 
 
 def _suffix_of(key: str) -> str:

@@ -6,18 +6,21 @@ from __future__ import annotations
 import io
 import json
 import time
+import tomllib
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
 import pytest
 
-from dockline.aws.backfill import Tally, is_versioned, list_objects, listing_prefix
+from dockline.aws.backfill import Tally, is_versioned, list_objects, listing_prefixes
 from dockline.aws.backfill_run import Targets, run_backfill
 from dockline.aws.handler import handle
 from dockline.aws.runtime import Clients
-from dockline.config import PipelineSettings, Settings
+from dockline.config import PipelineSettings, Settings, parse_settings
 from dockline.errors import DocklineError
 from tests.aws.conftest import REGION, TABLE
 from tests.aws.world import World, fail_with
@@ -126,11 +129,46 @@ def test_backfill_since_and_prefix_narrow_the_walk(world: World) -> None:
 
 def test_a_prefix_outside_the_pipeline_is_refused() -> None:
     pipeline = PipelineSettings()
-    assert listing_prefix(pipeline, None) == "incoming/"
-    assert listing_prefix(pipeline, "inc") == "incoming/"
-    assert listing_prefix(pipeline, "incoming/2026/") == "incoming/2026/"
-    with pytest.raises(DocklineError, match="outside the pipeline's prefix"):
-        listing_prefix(pipeline, "outgoing/")
+    assert listing_prefixes(pipeline, None) == ("incoming/",)
+    assert listing_prefixes(pipeline, "inc") == ("incoming/",)
+    assert listing_prefixes(pipeline, "incoming/2026/") == ("incoming/2026/",)
+    with pytest.raises(DocklineError, match="outside every route's prefix"):
+        listing_prefixes(pipeline, "outgoing/")
+
+
+ROUTED = """
+[[routes]]
+name = "cloudtrail"
+prefix = "AWSLogs/"
+suffixes = [".json"]
+
+[[routes]]
+name = "sensors"
+prefix = "iot/"
+suffixes = [".csv"]
+
+[[routes]]
+name = "north"
+prefix = "iot/north/"
+suffixes = [".json"]
+"""
+
+
+def test_backfill_lists_under_every_route_prefix(world: World) -> None:
+    # GIVEN routes outside incoming/ (one inside another's prefix), and objects under each
+    # (before: only [pipeline]'s incoming/ was listed, so routed objects were never backfilled)
+    settings = replace(world.settings, pipeline=parse_settings(tomllib.loads(ROUTED)).pipeline)
+    assert listing_prefixes(settings.pipeline, None) == ("AWSLogs/", "iot/")
+    assert listing_prefixes(settings.pipeline, "iot/south/") == ("iot/south/",)
+    put_unannounced(world, ["AWSLogs/1/a.json", "iot/s.csv", "iot/north/n.json", "incoming/x.json", "other/o.json"])
+    # WHEN backfill runs with those settings
+    targets = Targets(world.bucket, TABLE, "queue", queue_url=world.input_url)
+    tally = run_backfill(targets, settings, clients_of(world), sleep=lambda _s: None)
+    # THEN every routed object was sent, each once, and nothing no route takes
+    bodies = [json.loads(r["body"]) for r in world.drain_input()["Records"]]
+    sent = sorted(unquote_plus(e["s3"]["object"]["key"]) for body in bodies for e in body["Records"])
+    assert sent == ["AWSLogs/1/a.json", "iot/north/n.json", "iot/s.csv"]
+    assert (tally.listed, tally.sent) == (3, 3)
 
 
 def test_backfill_sends_every_version_of_a_versioned_bucket(world: World) -> None:

@@ -42,6 +42,7 @@ from dockline.config import PipelineSettings
 from dockline.errors import DocklineError, TransientError
 from dockline.models import ObjectRef
 from dockline.pipeline import iso
+from dockline.routes import outermost
 
 Mode = Literal["queue", "direct"]
 
@@ -126,17 +127,20 @@ def list_objects(
         raise translate(exc, f"listing bucket {bucket!r}") from exc
 
 
-def listing_prefix(pipeline: PipelineSettings, prefix: str | None) -> str:
-    """The prefix to list: ``--prefix`` when it narrows the pipeline's prefix, the
-    pipeline's when ``--prefix`` is shorter. Raises DocklineError when the two do not
-    overlap: the function would skip every such key."""
-    if prefix is None or pipeline.prefix.startswith(prefix):
-        return pipeline.prefix
-    if prefix.startswith(pipeline.prefix):
-        return prefix
-    raise DocklineError(
-        f"--prefix {prefix!r} is outside the pipeline's prefix {pipeline.prefix!r}: the function skips those keys"
-    )
+def listing_prefixes(pipeline: PipelineSettings, prefix: str | None) -> tuple[str, ...]:
+    """The prefixes to list: every route's (one inside another's is listed with it), each
+    narrowed to ``--prefix`` where that lies inside it. Raises DocklineError when
+    ``--prefix`` overlaps no route's prefix: the function would skip every such key."""
+    outer = pipeline.table.outer_prefixes
+    if prefix is None:
+        return outer
+    overlapping = (p for p in outer if prefix.startswith(p) or p.startswith(prefix))
+    chosen = outermost(prefix if prefix.startswith(p) else p for p in overlapping)
+    if not chosen:
+        raise DocklineError(
+            f"--prefix {prefix!r} is outside every route's prefix ({', '.join(outer)}): the function skips those keys"
+        )
+    return chosen
 
 
 def matching(

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,7 +24,7 @@ from dockline.aws.backfill import (
     event_body,
     is_versioned,
     list_objects,
-    listing_prefix,
+    listing_prefixes,
     matching,
     unsettled,
 )
@@ -186,7 +186,10 @@ def run_backfill(
     size = sender.batch_size if rate is None else max(1, min(sender.batch_size, int(rate)))
     bucket = TokenBucket(rate, burst=size, sleep=sleep) if rate is not None else None
     versioned = is_versioned(clients.s3, targets.bucket)
-    listed = list_objects(clients.s3, targets.bucket, listing_prefix(settings.pipeline, prefix), versioned=versioned)
+    listed = chain.from_iterable(
+        list_objects(clients.s3, targets.bucket, under, versioned=versioned)
+        for under in listing_prefixes(settings.pipeline, prefix)
+    )
     wanted = matching(listed, settings.pipeline, tally, since=since, latest_only=latest_only)
     report = on_progress or (lambda _tally: None)
     todo = unsettled(wanted, clients.dynamodb, targets.table, tally, sleep=sleep, on_chunk=report)

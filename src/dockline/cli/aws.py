@@ -57,7 +57,7 @@ def deploy(
 def backfill(
     ctx: typer.Context,
     prefix: Annotated[
-        str | None, typer.Option("--prefix", help="Only keys under this prefix (inside the pipeline's prefix).")
+        str | None, typer.Option("--prefix", help="Only keys under this prefix (inside a route's prefix).")
     ] = None,
     since: Annotated[
         str | None,

@@ -14,6 +14,7 @@ from typing import Any
 
 from dockline.config import AwsSettings, PipelineSettings, Settings
 from dockline.errors import ConfigError
+from dockline.routes import outermost
 
 HANDLER = "dockline.aws.handler.lambda_handler"
 SERVICE_NAME = "dockline"
@@ -139,8 +140,7 @@ def _overlap(a: KeyFilter, b: KeyFilter) -> bool:
 def read_prefixes(pipeline: PipelineSettings) -> tuple[str, ...]:
     """The prefixes the function may read (``s3:GetObject``): those of the notification
     filters, without one that a shorter one already covers. Raises ConfigError."""
-    prefixes = dict.fromkeys(f.prefix for f in key_filters(pipeline))
-    return tuple(p for p in prefixes if not any(q != p and p.startswith(q) for q in prefixes))
+    return outermost(f.prefix for f in key_filters(pipeline))
 
 
 def function_name(aws: AwsSettings) -> str:
