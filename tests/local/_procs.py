@@ -19,7 +19,9 @@ def dockline(data_dir: Path, *args: str, config: Path | None = None, **popen: ob
     argv = [sys.executable, "-m", "dockline", "--data-dir", str(data_dir)]
     if config is not None:
         argv += ["--config", str(config)]
-    env = {**os.environ, "COLUMNS": "200"}
+    # PYTHONFAULTHANDLER: a test that finds a process hung sends SIGABRT and reads every
+    # thread's stack from its stderr.
+    env = {**os.environ, "COLUMNS": "200", "PYTHONFAULTHANDLER": "1"}
     env.pop("DOCKLINE_DATA_DIR", None)
     return subprocess.Popen(
         argv + list(args),

@@ -138,7 +138,13 @@ def _pause_two_watchers(tmp_path: Path, pause: signal.Signals) -> None:
     assert wait_for(lambda: peek(data_dir, done)[0][0] == len(keys), 30)
     for proc in (first, second):
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired as hung:  # say what it was doing, not only that it hung
+            proc.send_signal(signal.SIGABRT)  # the fault handler prints every thread's stack
+            _, err = proc.communicate(timeout=30)
+            which = "first" if proc is first else "second"
+            raise AssertionError(f"{which} ignored SIGTERM for 30 s: {err[-6000:]}") from hung
         assert proc.returncode == 0, (proc is first, err)
         assert "Traceback" not in err and "database is locked" not in err
     assert_each_once(data_dir, keys, items_per_key=LINES)
