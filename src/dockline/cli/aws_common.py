@@ -66,27 +66,15 @@ def status_aws(
 ) -> None:
     """``dockline status --aws``: one look; ``--check`` exits 1 naming each problem.
     Raises UsageError for --watch, DocklineError when the stack cannot be read."""
-    import typer
-
     from dockline.aws.status import read_aws_status
     from dockline.aws.status_view import aws_status_view
-    from dockline.cli.app import console, print_json
-    from dockline.render import say
+    from dockline.cli.status import show_one_look
 
     if watch:
         # Each look scans the table: refreshing it every 2 s would bill a full read of the
         # table every 2 s. Use `watch -n 60 dockline status --aws` (or --skip-scan) instead.
         raise UsageError("--watch is local only: each `status --aws` scans the table; run it from `watch -n 60`")
     status = read_aws_status(settings.aws.stack_name, aws_clients(), scan=scan, max_backlog_age=max_backlog_age)
-    if as_json:
-        print_json(status.to_json())
-    elif check:
-        for problem in status.problems:
-            say(console, f"problem: {problem}")
-        if status.healthy:
-            waiting = status.queue.waiting if status.queue else 0
-            say(console, f"ok: stack {status.stack}, {waiting} waiting, no dead letters")
-    else:
-        console.print(aws_status_view(status))
-    if check and not status.healthy:
-        raise typer.Exit(1)
+    waiting = status.queue.waiting if status.queue else 0
+    ok = f"ok: stack {status.stack}, {waiting} waiting, no dead letters"
+    show_one_look(status, as_json=as_json, check=check, ok=ok, view=aws_status_view)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -90,18 +91,31 @@ def status_command(
     if watch:
         _status_watch(read, as_json=as_json)
         return
+    from dockline.local.status_view import status_view
+
     report = read()
+    show_one_look(
+        report,
+        as_json=as_json,
+        check=check,
+        ok=f"ok: {report.states['processed']} processed, backlog {report.backlog.files}",
+        view=status_view,
+    )
+
+
+def show_one_look(report: Any, *, as_json: bool, check: bool, ok: str, view: Callable[[Any], Any]) -> None:
+    """One status look, local or AWS: JSON, or the ``--check`` lines (``problem: …`` each, or
+    the ``ok:`` line) with exit 1 when unhealthy, or the view. ``report`` has ``to_json()``,
+    ``problems`` and ``healthy``."""
     if as_json:
         print_json(report.to_json())
     elif check:
         for problem in report.problems:
             say(console, f"problem: {problem}")
         if report.healthy:
-            say(console, f"ok: {report.states['processed']} processed, backlog {report.backlog.files}")
+            say(console, ok)
     else:
-        from dockline.local.status_view import status_view
-
-        console.print(status_view(report))
+        console.print(view(report))
     if check and not report.healthy:
         raise typer.Exit(1)
 
