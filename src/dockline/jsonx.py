@@ -174,15 +174,15 @@ def _fragment(value: Any) -> Any:
     holds it to ``_fragment_exact``'s bytes); everything else takes the exact way."""
     if type(value) is Decimal:
         text = str(value)
-        # Fixed-point, at most 15 significant digits (so the double nearest to it prints as
-        # these digits) and 1e-4 <= |value| < 1e15 (where orjson writes doubles without an
-        # exponent): then this text is what the double's shortest form would be.
+        # Fixed-point with a fraction not ending in 0, at most 15 digits (16 characters with
+        # the dot: the double nearest to it prints as these very digits, its shortest form)
+        # and 0.001 <= |value| < 1e15 (where orjson writes doubles without an exponent).
         if (
             len(text) <= 16
             and "." in text
             and text[-1] != "0"
             and "E" not in text
-            and (text[text[0] == "-"] != "0" or text.startswith(("0.000", "-0.000")) is False)
+            and not text.startswith(("0.000", "-0.000"))
         ):
             return orjson.Fragment(text)
     return _fragment_exact(value)
