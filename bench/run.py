@@ -21,7 +21,8 @@ Scenarios (see README, "Performance"):
   handler  the Lambda handler on moto against the seed article's handler (verbatim) on the
            same float-free files: files/s and AWS API calls per file.
   steps    the same NDJSON file through a route with a JSON Schema check, and with a trivial
-           transform, each against the route with no step (issue 9's speed targets: 2x, 1.3x).
+           transform, each against the route with no step (issue 9's speed targets: 2x, 1.3x);
+           the three runs interleaved --rounds times (default 3), medians compared.
   import   import time of dockline.aws.handler against `import boto3` alone.
 Pairs run back to back; small, noop and sqlite-utils repeat them (--repeat, default 3) and show
 the median ratio with its spread. This is a benchmark, not a test: it asserts nothing and the
@@ -255,36 +256,48 @@ STEP_SCHEMA = {
 STEP_ROUTE = '[[routes]]\nname = "readings"\nprefix = "incoming/"\nsuffixes = [".ndjson"]\n'
 
 
-def bench_steps(work: Path, records: int) -> list[tuple[str, str, str, str]]:
+def bench_steps(work: Path, records: int, rounds: int = 3) -> list[tuple[str, str, str, str]]:
     """The same NDJSON file through a route with no step, with a schema, with a transform
-    that returns its record: each step's time against the plain run's, in the same run."""
+    that returns its record: each step's time against the plain run's, in the same run.
+
+    The three runs are interleaved ``rounds`` times and each one's median is used: on a
+    shared machine one pass of each, back to back, moved the ratios by +-0.3."""
     source = work / "steps-source.ndjson"
     make_ndjson(source, records)
     (work / "reading.json").write_text(json.dumps(STEP_SCHEMA))
     (work / "bench_tx.py").write_text("def same(record, ctx):\n    return record\n")
     steps = {"plain": "", "schema": 'schema = "reading.json"\n', "transform": 'transform = "bench_tx:same"\n'}
-    seconds: dict[str, float] = {}
-    for name, extra in steps.items():
-        data_dir = work / f"steps-{name}"
-        (data_dir / "bucket" / "incoming").mkdir(parents=True)
-        os.link(source, data_dir / "bucket" / "incoming" / "readings.ndjson")  # same bytes, no copy
-        config = work / f"steps-{name}.toml"
-        config.write_text("[local]\nsettle_seconds = 0\n" + STEP_ROUTE + extra)
-        argv = [PY, "-m", "dockline", "--data-dir", str(data_dir), "--config", str(config), "run", "--once", "--quiet"]
-        seconds[name], _rss = run_measured(argv)
-    plain = seconds["plain"]
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    for round_ in range(rounds):
+        for name, extra in steps.items():
+            data_dir = work / f"steps-{name}-{round_}"
+            (data_dir / "bucket" / "incoming").mkdir(parents=True)
+            os.link(source, data_dir / "bucket" / "incoming" / "readings.ndjson")  # same bytes, no copy
+            config = work / f"steps-{name}.toml"
+            config.write_text("[local]\nsettle_seconds = 0\n" + STEP_ROUTE + extra)
+            argv = [PY, "-m", "dockline", "--data-dir", str(data_dir), "--config", str(config), "run", "--once"]
+            elapsed, _rss = run_measured([*argv, "--quiet"])
+            seconds[name].append(elapsed)
+            shutil.rmtree(data_dir)
+    median = {name: statistics.median(times) for name, times in seconds.items()}
+    plain = median["plain"]
+
+    def spread(name: str) -> str:
+        ratios = sorted(step / base for step, base in zip(seconds[name], seconds["plain"], strict=True))
+        return f"{ratios[0]:.2f}-{ratios[-1]:.2f}"
+
     return [
         (
-            f"NDJSON {records:,} records + JSON Schema check",
-            f"{records / seconds['schema']:,.0f} records/s",
+            f"NDJSON {records:,} records + JSON Schema check (median of {rounds})",
+            f"{records / median['schema']:,.0f} records/s",
             f"{records / plain:,.0f} records/s without it",
-            f"{seconds['schema'] / plain:.2f}x the time (target <= 2x)",
+            f"{median['schema'] / plain:.2f}x the time, rounds {spread('schema')} (target <= 2x)",
         ),
         (
-            f"NDJSON {records:,} records + trivial transform",
-            f"{records / seconds['transform']:,.0f} records/s",
+            f"NDJSON {records:,} records + trivial transform (median of {rounds})",
+            f"{records / median['transform']:,.0f} records/s",
             f"{records / plain:,.0f} records/s without it",
-            f"{seconds['transform'] / plain:.2f}x the time (target <= 1.3x)",
+            f"{median['transform'] / plain:.2f}x the time, rounds {spread('transform')} (target <= 1.3x)",
         ),
     ]
 
@@ -721,6 +734,7 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="back-to-back pairs for small, noop and sqlite-utils (the spread)"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the steps scenario")
     args = parser.parse_args()
     chosen = args.only or ["startup", "small", "ndjson", "sqlite-utils", "steps", "noop", "idle", "handler", "import"]
     table = Table(
@@ -748,7 +762,7 @@ def main() -> None:
             elif name == "ndjson":
                 rows = bench_ndjson(work, args.records)
             elif name == "steps":
-                rows = bench_steps(work, args.records)
+                rows = bench_steps(work, args.records, args.rounds)
             elif name == "handler":
                 rows = bench_handler(work, args.handler_files)
             elif name == "big":

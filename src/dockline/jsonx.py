@@ -168,6 +168,27 @@ def shortest_numbers(canonical: str, value: Any) -> str:
 
 
 def _fragment(value: Any) -> Any:
+    """``orjson``'s ``default``: a Decimal in its canonical form. The common number, a
+    plain fraction such as ``12.34`` (what a transform's Decimals mostly are), is written
+    from its own text, which is already that form (``tests/unit/test_jsonx_decimal.py``
+    holds it to ``_fragment_exact``'s bytes); everything else takes the exact way."""
+    if type(value) is Decimal:
+        text = str(value)
+        # Fixed-point with a fraction not ending in 0, at most 15 digits (16 characters with
+        # the dot: the double nearest to it prints as these very digits, its shortest form)
+        # and 0.001 <= |value| < 1e15 (where orjson writes doubles without an exponent).
+        if (
+            len(text) <= 16
+            and "." in text
+            and text[-1] != "0"
+            and "E" not in text
+            and not text.startswith(("0.000", "-0.000"))
+        ):
+            return orjson.Fragment(text)
+    return _fragment_exact(value)
+
+
+def _fragment_exact(value: Any) -> Any:
     if isinstance(value, Decimal):
         # Shortest form, as the fast path writes it, whenever a double holds the value exactly.
         if value.is_finite() and len(value.as_tuple().digits) <= 15:

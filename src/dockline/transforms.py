@@ -126,19 +126,29 @@ class Transform:
 
 def _with_decimals(value: Any) -> Any:
     """A copy of a record with every float as the Decimal of its shortest form (exact: see
-    ``jsonx``), so the transform never sees a float. ``jsonx.exact_payload``'s rule, with
-    scalars handled inline: this runs once per record."""
-    if type(value) is dict:
-        return {
-            k: Decimal(repr(v)) if type(v) is float else _with_decimals(v) if type(v) in _NESTED else v
-            for k, v in value.items()
-        }
-    if type(value) is list:
-        return [Decimal(repr(v)) if type(v) is float else _with_decimals(v) if type(v) in _NESTED else v for v in value]
-    return Decimal(repr(value)) if type(value) is float else value
-
-
-_NESTED = (dict, list)
+    ``jsonx``), so the transform never sees a float. ``jsonx.exact_payload``'s rule, run
+    once per record: a C-level shallow copy, then only the floats and containers replaced
+    (a quarter cheaper than building the dict item by item)."""
+    kind = type(value)
+    if kind is dict:
+        out = value.copy()
+        for key, item in value.items():
+            kind = type(item)
+            if kind is float:
+                out[key] = Decimal(repr(item))
+            elif kind is dict or kind is list:
+                out[key] = _with_decimals(item)
+        return out
+    if kind is list:
+        copied = value.copy()
+        for place, item in enumerate(value):
+            kind = type(item)
+            if kind is float:
+                copied[place] = Decimal(repr(item))
+            elif kind is dict or kind is list:
+                copied[place] = _with_decimals(item)
+        return copied
+    return Decimal(repr(value)) if kind is float else value
 
 
 def _one_line(exc: BaseException) -> str:

@@ -212,3 +212,6 @@ def test_item5_deploy_vendors_jsonschema_for_arm64_with_its_compiled_dependency(
     assert (code / "jsonschema" / "__init__.py").is_file()
     assert (code / "referencing" / "__init__.py").is_file()
     assert [so.name for so in (code / "rpds").glob("*.so") if "313" in so.name and "aarch64" in so.name]
+    # and jsonschema-rs, the schema check's compiled accept-path, built for arm64 too
+    assert [so.name for so in (code / "jsonschema_rs").glob("*.so") if "abi3" in so.name]
+    assert any("aarch64" in wheel.read_text() for wheel in code.glob("jsonschema_rs-*.dist-info/WHEEL"))

@@ -67,6 +67,8 @@ def _vendor(dest: Path, requirements: tuple[str, ...]) -> None:
         str(dest),
         "--platform",
         "manylinux2014_aarch64",
+        "--platform",  # jsonschema-rs ships only this tag for arm64; Lambda's python3.13 has glibc 2.34
+        "manylinux_2_28_aarch64",
         "--implementation",
         "cp",
         "--python-version",
