@@ -142,7 +142,7 @@ def test_item2_an_idle_watcher_sleeps_and_inotify_wakes_it(data_dir: Path) -> No
             quiet_until = time.monotonic() + 3
             while time.monotonic() < quiet_until:
                 opened()
-            # THEN it listed the folder a handful of times (rescans at 0.2, 0.6, 1.4, 3 s...),
+            # THEN it listed the folder a handful of times (rescans at 0.2, 1.0, 4.2 s...),
             # not every 0.2 s as before (15 times)
             listings = opened().count("")
             assert listings <= 8, listings

@@ -314,8 +314,8 @@ class LocalEngine:
         folder, not started yet; by default a new one).
 
         inotify wakes it (``local/inotify.py``); with nothing arriving it sleeps. A full
-        rescan is the safety net: ``poll_seconds`` after start, then backing off (doubling
-        up to RESCAN_MAX_SECONDS) while rescans find nothing inotify missed; at once when
+        rescan is the safety net: ``poll_seconds`` after start, then backing off (x4 each
+        time, up to RESCAN_MAX_SECONDS) while rescans find nothing inotify missed; at once when
         inotify says it lost events (queue overflow, a folder it cannot watch), and every
         ``poll_seconds`` while a folder is unwatched or a file is left to retry.
         A full or failing disk, or a lock held too long, never ends it: it says so once
@@ -426,8 +426,8 @@ def _next_interval(interval: float, shortest: float, *, timer: bool, found: bool
     did find something, and stays there while events cannot be trusted."""
     if distrust or (timer and found):
         return shortest
-    if timer:
-        return min(max(interval, shortest) * 2, max(RESCAN_MAX_SECONDS, shortest))
+    if timer:  # x4: 2 s, 8 s, 32 s, 2 min, 5 min (a rescan of 50,000 files costs ~0.3 s of CPU)
+        return min(max(interval, shortest) * 4, max(RESCAN_MAX_SECONDS, shortest))
     return interval
 
 
