@@ -29,7 +29,7 @@ from dockline.local.inotify import BucketWatch, watch_bucket
 from dockline.local.ledger import SQLiteLedger
 from dockline.local.lock import DatabaseUnavailable
 from dockline.local.progress import Board
-from dockline.local.scan import ScanResult, current_ref, scan, version_of
+from dockline.local.scan import LedgerWatch, ScanResult, current_ref, scan, version_of
 from dockline.local.store import FolderStore
 from dockline.local.subscriptions import build_subscriptions
 from dockline.local.topic import LocalTopic, SQLiteDeadLetters
@@ -317,7 +317,9 @@ class LocalEngine:
         rescan is the safety net: ``poll_seconds`` after start, then backing off (x4 each
         time, up to RESCAN_MAX_SECONDS) while rescans find nothing inotify missed; at once when
         inotify says it lost events (queue overflow, a folder it cannot watch), and every
-        ``poll_seconds`` while a folder is unwatched or a file is left to retry.
+        ``poll_seconds`` while a folder is unwatched or a file is left to retry. Every
+        ``poll_seconds`` it also asks the ledger (``LedgerWatch``, no query when nothing
+        committed) whether another process reopened or left versions: it then scans.
         A full or failing disk, or a lock held too long, never ends it: it says so once
         per attempt (``on_trouble``), backs off (1 s doubling to 30 s) and tries again.
         """
@@ -331,21 +333,24 @@ class LocalEngine:
         self.deliveries.start()
         shortest = self.settings.local.poll_seconds
         interval = shortest
-        next_rescan = time.monotonic() + interval
+        next_rescan = next_look = time.monotonic() + interval
+        ledger = LedgerWatch(self.db)
         backoff = 1.0
         try:
             changed.set()  # the first scan: what arrived while nobody watched
             while not stop.is_set():
-                woke = changed.wait(timeout=max(0.0, next_rescan - time.monotonic()))
+                woke = changed.wait(timeout=max(0.0, min(next_rescan, next_look) - time.monotonic()))
                 if stop.is_set():
                     break
+                asked = False
+                if not woke and time.monotonic() < next_rescan:
+                    next_look = time.monotonic() + shortest
+                    if not ledger.wants_scan():
+                        continue
+                    woke = asked = True  # another process reopened or left versions: not a rescan
+                next_look = time.monotonic() + shortest
                 changed.clear()  # before the scan: an event during it wakes the next one
-                lost = watch.take_lost()
-                if lost is not None:
-                    log.warning("%s; rescanning the whole bucket now", lost)
-                    watch.resync()
-                elif watch.blind and not woke:
-                    watch.resync()  # a watch slot may be free again
+                lost = _take_lost(watch, timer=not woke)
                 result, trouble, retry = self._watch_round(workers, stop, on_summary)
                 if trouble is not None:
                     report(f"{trouble}; trying again in {backoff:g}s")
@@ -354,6 +359,8 @@ class LocalEngine:
                     changed.set()
                     continue
                 backoff = 1.0
+                if asked and not result.ready:
+                    ledger.quiet()
                 interval = _next_interval(
                     interval,
                     shortest,
@@ -410,6 +417,17 @@ class LocalEngine:
                 self.dead_letters.remove(done.step.letter.id)
             results.append((done.step, done.outcome))
         return results
+
+
+def _take_lost(watch: BucketWatch, *, timer: bool) -> str | None:
+    """Why inotify lost events (said in one line; every folder is watched again), or None."""
+    lost = watch.take_lost()
+    if lost is not None:
+        log.warning("%s; rescanning the whole bucket now", lost)
+        watch.resync()
+    elif watch.blind and timer:
+        watch.resync()  # a watch slot may be free again
+    return lost
 
 
 def _set_when(event: threading.Event, then: threading.Event) -> None:

@@ -294,3 +294,36 @@ def held_for_writing(fd: int) -> bool | None:
         return None  # EACCES (not the owner), EINVAL (no leases on this file system), ...
     fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
     return False
+
+
+class LedgerWatch:
+    """Tells a sleeping watcher when the ledger, not the bucket, has work for it: versions
+    another process reopened (``reprocess``, ``dlq redrive``) or left unsettled (it died, or
+    works on them now). inotify cannot see those; the old watcher found them by rescanning
+    every ``poll_seconds``. Cheap enough to ask that often: ``PRAGMA data_version`` (no change,
+    no query) and then one indexed query."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._version: int | None = None
+        self._alert = True  # unsettled versions were there at the last look: look again
+
+    def wants_scan(self) -> bool:
+        try:
+            conn = self._db.connection()
+            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            if version == self._version and not self._alert:
+                return False
+            self._version = version
+            self._alert = (
+                conn.execute("SELECT 1 FROM files WHERE status IN ('pending', 'processing') LIMIT 1").fetchone()
+                is not None
+            )
+        except sqlite3.Error:
+            return True  # cannot tell: a scan will say what is wrong
+        return self._alert
+
+    def quiet(self) -> None:
+        """A scan it asked for found nothing to do (the unsettled versions are gone from the
+        bucket): no more looks until the ledger changes."""
+        self._alert = False
