@@ -3,6 +3,7 @@
     python bench/scan_noop.py                      # no-op run --once at 0, 10,000, 50,000 files
     python bench/scan_noop.py --idle 50000         # also idle watcher CPU over 30 s at 50,000
     python bench/scan_noop.py --work /tmp/noop     # keep (and reuse) the prepared data dirs
+    python bench/scan_noop.py --sizes 0 --stages 50000   # where a no-op scan's time goes, in-process
 
 Each data dir holds N small files that one `run --once` already processed; then a fresh
 `dockline run --once` (start-up included) is timed 5 times and the median printed, with the
@@ -43,7 +44,9 @@ def prepare(work: Path, files: int) -> Path:
     incoming.mkdir(parents=True)
     for i in range(files):
         (incoming / f"order-{i:06d}.json").write_text(f'{{"id": "o{i}", "total": {i % 97}}}\n')
-    subprocess.run(dockline(data_dir, "run", "--once", "--quiet"), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        dockline(data_dir, "run", "--once", "--quiet"), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     marker.touch()
     return data_dir
 
@@ -52,7 +55,12 @@ def noop_seconds(data_dir: Path, repeat: int) -> float:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        subprocess.run(dockline(data_dir, "run", "--once", "--quiet"), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            dockline(data_dir, "run", "--once", "--quiet"),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -71,6 +79,36 @@ def idle_cpu(data_dir: Path, seconds: float) -> float:
     return used / seconds
 
 
+def stages(data_dir: Path) -> None:
+    """Best of 5, in this process: the parts of one no-op scan."""
+    from dockline.config import load_settings
+    from dockline.local import scan
+    from dockline.local.engine import LocalEngine
+    from dockline.local.walk import walk
+
+    engine = LocalEngine(data_dir, load_settings(data_dir.parent / "bench.toml"))
+    folder = engine.store.root / "incoming"
+    parts = {
+        "the seen cache with settled flags (one query)": lambda: scan._known(engine.db),
+        "os.scandir of the folder": lambda: list(os.scandir(folder)),
+        "os.scandir + DirEntry.stat of each file": lambda: [e.stat(follow_symlinks=False) for e in os.scandir(folder)],
+        "the walk (scandir, stat, route match)": lambda: sum(
+            1 for _ in walk(engine.store.root, engine.settings.pipeline, [])
+        ),
+        "the whole scan": engine.scan,
+    }
+    for label, part in parts.items():
+        best = min(_timed(part) for _ in range(5))
+        print(f"  {best * 1000:7.1f} ms  {label}")
+    engine.db.close()
+
+
+def _timed(part: object) -> float:
+    started = time.perf_counter()
+    part()  # type: ignore[operator]
+    return time.perf_counter() - started
+
+
 def _cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
@@ -83,6 +121,7 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=None, help="files for the idle watcher measurement")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--stages", type=int, default=None, help="files for the in-process profile of one scan")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="dockline-noop-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -93,7 +132,12 @@ def main() -> None:
         seconds = noop_seconds(data_dir, args.repeat)
         base = seconds if base is None else base
         per_file = (seconds - base) / files * 1e6 if files else 0.0
-        print(f"no-op run --once, {files:>6,} processed: {seconds:.3f} s  ({seconds / base:.2f}x, {per_file:.1f} us/file)")
+        print(
+            f"no-op run --once, {files:>6,} processed: {seconds:.3f} s  ({seconds / base:.2f}x, {per_file:.1f} us/file)"
+        )
+    if args.stages is not None:
+        print(f"one no-op scan at {args.stages:,} files, in-process (best of 5):")
+        stages(prepare(work, args.stages))
     if args.idle is not None:
         cpu = idle_cpu(prepare(work, args.idle), args.idle_seconds)
         print(f"idle watcher, {args.idle:,} files, {args.idle_seconds:g} s: {cpu:.1%} of a core")
