@@ -133,7 +133,7 @@ class LocalSettings:
     concurrency: int = 1  # one worker is fastest on a local disk (the GIL serialises parsing)
     settle_seconds: float = 0.5  # a copied-in file must be quiet this long before it is read
     lease_seconds: float = 300.0
-    poll_seconds: float = 2.0  # rescan interval, a safety net behind the file watcher
+    poll_seconds: float = 2.0  # watching: first full rescan after start, backing off to 5 min (safety net)
     stop_grace_seconds: float = 10.0  # after SIGINT/SIGTERM, files in flight get this long to finish
     lock_wait_seconds: float = 30.0  # a writer waits this long for another process's lock, then says so
     delivery_horizon_seconds: float = 86_400.0  # a failing webhook/email delivery is retried this long

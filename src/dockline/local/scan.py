@@ -12,8 +12,9 @@ Each object is judged on its own, so no file can stop the scan:
   for the file's owner or root); where that cannot be told, a file waits until it has
   been quiet for ``settle_seconds`` (by ctime).
 
-A rescan costs one ``fstatat`` per known file: the ``seen`` table remembers which content
-hash belongs to which (size, ctime, inode).
+A rescan costs one ``lstat`` per known file and no read: the ``seen`` table remembers which
+content hash belongs to which (size, ctime, inode), and one query loads it with whether each
+version has settled (``_known``), so a settled file is skipped by a comparison in memory.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import fcntl
 import hashlib
 import os
 import signal
+import sqlite3
 import stat
 import sys
 import time
@@ -31,10 +33,10 @@ from datetime import UTC, datetime
 
 from dockline.config import Settings
 from dockline.errors import ObjectGoneError, PermanentError, TransientError
-from dockline.local.db import Database
+from dockline.local.db import Database, translate
 from dockline.local.names import from_printable, name_problems, printable, refused_version
-from dockline.local.store import FolderStore, ref_for, special_version, unread_version
-from dockline.local.walk import Found, walk
+from dockline.local.store import LOCAL_BUCKET, FolderStore, ref_for, special_version, unread_version
+from dockline.local.walk import Found, walk_folders
 from dockline.models import ObjectRef
 from dockline.pipeline import iso
 from dockline.routes import nearest_miss
@@ -58,57 +60,104 @@ class ScanResult:
 
 
 def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds: float) -> ScanResult:
-    """Every matching object version that is not settled yet, oldest first."""
+    """Every matching object version that is not settled yet, oldest first.
+
+    A known file costs one ``lstat`` (the walk's) and a comparison in memory: one query
+    loads what the ``seen`` cache knows of every key, each with whether that version has
+    settled. A file whose (size, ctime, inode) matches a settled version is skipped there,
+    never opened and given no ref; only the rest are judged, hashed and looked up.
+    """
     now = time.time()
     ready: list[ObjectRef] = []
     unsettled: list[str] = []
-    cache = {row["key"]: row for row in db.query("SELECT key, size, ctime_ns, inode, version FROM seen")}
+    known = _known(db)
     fresh: list[tuple[str, int, int, int, str]] = []
+    looked_up: list[ObjectRef] = []  # not known settled: the ledger says whether they are
     root = store.root
     ignored: list[str] = []
-    for found in walk(root, settings.pipeline, ignored):
-        key, st = found.key, found.st
-        problems = found.refused or name_problems(key)
-        if problems:
-            ready.append(ref_for(root, printable(key), st, refused_version(problems, st.st_ino, st.st_mtime_ns)))
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            ready.append(ref_for(root, key, st, special_version(st)))
-            continue
-        hit = cache.get(key)
-        # ctime, not mtime: every write moves it, nobody can set it (cp -p, rsync -t and
-        # touch can set mtime), so a rewrite that keeps size, inode and mtime is hashed again.
-        if hit is not None and (hit["size"], hit["ctime_ns"], hit["inode"]) == (
-            st.st_size,
-            st.st_ctime_ns,
-            st.st_ino,
-        ):
-            ready.append(ref_for(root, key, st, str(hit["version"])))
-            continue
-        judged = _judge_new(store, found, now=now, settle_seconds=settle_seconds)
-        if judged is None:
-            continue  # vanished, or an error the next scan retries
-        if isinstance(judged, str):
-            unsettled.append(key)
-            continue
-        opened_st, version = judged
-        if len(version) == 64:  # a content hash: worth remembering
-            fresh.append((key, opened_st.st_size, opened_st.st_ctime_ns, opened_st.st_ino, version))
-        ready.append(ref_for(root, key, opened_st, version))
+    for batch in walk_folders(root, settings.pipeline, ignored):
+        for found in batch:
+            key, st = found.key, found.st
+            hit = known.get(key)
+            # ctime, not mtime: every write moves it, nobody can set it (cp -p, rsync -t and
+            # touch can set mtime), so a rewrite that keeps size, inode and mtime is hashed again.
+            # A key gets into ``seen`` only once it passed name_problems and was hashed.
+            if (
+                hit is not None
+                and hit[0] == st.st_size
+                and hit[1] == st.st_ctime_ns
+                and hit[2] == st.st_ino
+                and stat.S_ISREG(st.st_mode)
+            ):
+                if hit[3] is None:
+                    continue  # this very version has settled
+                ready.append(ref_for(root, key, st, hit[3]))
+                continue
+            problems = found.refused or name_problems(key)
+            if problems:
+                looked_up.append(
+                    ref_for(root, printable(key), st, refused_version(problems, st.st_ino, st.st_mtime_ns))
+                )
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                looked_up.append(ref_for(root, key, st, special_version(st)))
+                continue
+            judged = _judge_new(store, found, now=now, settle_seconds=settle_seconds)
+            if judged is None:
+                continue  # vanished, or an error the next scan retries
+            if isinstance(judged, str):
+                unsettled.append(key)
+                continue
+            opened_st, version = judged
+            if len(version) == 64:  # a content hash: worth remembering
+                fresh.append((key, opened_st.st_size, opened_st.st_ctime_ns, opened_st.st_ino, version))
+            looked_up.append(ref_for(root, key, opened_st, version))
     if fresh:
         with db.transaction() as conn:
             conn.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?, ?, ?)", fresh)
     record_ignored(db, settings, ignored)
-    settled = {
-        (row["key"], row["version"])
-        for row in db.query(
-            "SELECT key, version FROM files WHERE status IN ('processed', 'failed', 'duplicate', 'conflict',"
-            " 'superseded') AND notified = 1 OR status = 'duplicate'"
-        )
-    }
-    todo = [ref for ref in ready if (ref.key, ref.version) not in settled]
+    todo = ready + _not_settled(db, looked_up)
     todo.sort(key=lambda r: (r.sequencer or "", r.key))
     return ScanResult(ready=todo, unsettled=unsettled, ignored=len(ignored))
+
+
+# A version is settled when its outcome is durable and announced (a duplicate needs no notice).
+_SETTLED = (
+    "(f.status IN ('processed', 'failed', 'duplicate', 'conflict', 'superseded') AND f.notified = 1"
+    " OR f.status = 'duplicate')"
+)
+# Constant text only (no value is spliced in): S608 does not apply.
+_KNOWN = (
+    "SELECT s.key, s.size, s.ctime_ns, s.inode, CASE WHEN f.id IS NULL THEN s.version END FROM seen s"  # noqa: S608
+    f" LEFT JOIN files f ON f.bucket = ? AND f.key = s.key AND f.version = s.version AND {_SETTLED}"
+)
+_IS_SETTLED = f"SELECT 1 FROM files f WHERE f.bucket = ? AND f.key = ? AND f.version = ? AND {_SETTLED}"  # noqa: S608
+
+
+def _known(db: Database) -> dict[str, tuple[int, int, int, str | None]]:
+    """key -> (size, ctime_ns, inode, version) from the ``seen`` cache, in one query; the
+    version is None when it has settled (None, not the hash: a settled file needs no
+    version, and 50,000 strings not made are time not spent)."""
+    conn = db.connection()
+    try:
+        return {
+            key: (size, ctime, inode, version)
+            for key, size, ctime, inode, version in conn.execute(_KNOWN, (LOCAL_BUCKET,))
+        }
+    except sqlite3.Error as exc:
+        raise translate(exc) from exc
+
+
+def _not_settled(db: Database, refs: list[ObjectRef]) -> list[ObjectRef]:
+    """The refs whose version the ledger has not settled: one indexed look-up each (these
+    are the new and changed files, so the cost follows what changed, not the history)."""
+    if not refs:
+        return []
+    conn = db.connection()
+    try:
+        return [ref for ref in refs if conn.execute(_IS_SETTLED, (ref.bucket, ref.key, ref.version)).fetchone() is None]
+    except sqlite3.Error as exc:
+        raise translate(exc) from exc
 
 
 def record_ignored(db: Database, settings: Settings, keys: list[str]) -> None:
@@ -245,3 +294,36 @@ def held_for_writing(fd: int) -> bool | None:
         return None  # EACCES (not the owner), EINVAL (no leases on this file system), ...
     fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
     return False
+
+
+class LedgerWatch:
+    """Tells a sleeping watcher when the ledger, not the bucket, has work for it: versions
+    another process reopened (``reprocess``, ``dlq redrive``) or left unsettled (it died, or
+    works on them now). inotify cannot see those; the old watcher found them by rescanning
+    every ``poll_seconds``. Cheap enough to ask that often: ``PRAGMA data_version`` (no change,
+    no query) and then one indexed query."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._version: int | None = None
+        self._alert = True  # unsettled versions were there at the last look: look again
+
+    def wants_scan(self) -> bool:
+        try:
+            conn = self._db.connection()
+            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            if version == self._version and not self._alert:
+                return False
+            self._version = version
+            self._alert = (
+                conn.execute("SELECT 1 FROM files WHERE status IN ('pending', 'processing') LIMIT 1").fetchone()
+                is not None
+            )
+        except sqlite3.Error:
+            return True  # cannot tell: a scan will say what is wrong
+        return self._alert
+
+    def quiet(self) -> None:
+        """A scan it asked for found nothing to do (the unsettled versions are gone from the
+        bucket): no more looks until the ledger changes."""
+        self._alert = False

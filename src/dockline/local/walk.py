@@ -11,12 +11,13 @@ reported as one entry instead of being skipped or descended into.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from dockline.config import PipelineSettings
 from dockline.local.names import MAX_KEY_BYTES
+from dockline.routes import RouteTable
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -30,7 +31,14 @@ class Found(NamedTuple):
 
 
 def walk(root: Path, pipeline: PipelineSettings, ignored: list[str] | None = None) -> Iterator[Found]:
-    """Matching entries below ``root``: a folder's files by name, then its subfolders.
+    """Matching entries below ``root``, one at a time (see ``walk_folders``)."""
+    for batch in walk_folders(root, pipeline, ignored):
+        yield from batch
+
+
+def walk_folders(root: Path, pipeline: PipelineSettings, ignored: list[str] | None = None) -> Iterator[list[Found]]:
+    """Matching entries below ``root``, a folder's files at a time (each ``folder``
+    descriptor is valid until the next batch), then its subfolders by name.
 
     Dot names are skipped (rsync's and editors' temporary files, and ``put``'s). The keys
     of files no route takes, in the folders the walk lists anyway (those on the way to a
@@ -42,7 +50,7 @@ def walk(root: Path, pipeline: PipelineSettings, ignored: list[str] | None = Non
     except FileNotFoundError:
         return
     except PermissionError:
-        yield Found("./", root.stat(), refused=("denied",))
+        yield [Found("./", root.stat(), refused=("denied",))]
         return
     rel = ""
     # Straight to the folder all routes' prefixes share (the prefix's folder, with one route),
@@ -56,7 +64,7 @@ def walk(root: Path, pipeline: PipelineSettings, ignored: list[str] | None = Non
             found = _folder(f"{rel}{part}/", part, fd, "denied")
             os.close(fd)
             if found is not None:
-                yield found
+                yield [found]
             return
         except OSError:  # missing, a link or a file: nothing to scan
             os.close(fd)
@@ -66,7 +74,7 @@ def walk(root: Path, pipeline: PipelineSettings, ignored: list[str] | None = Non
     yield from _walk_from(fd, rel, pipeline, ignored)
 
 
-def _walk_from(top: int, top_rel: str, pipeline: PipelineSettings, ignored: list[str] | None) -> Iterator[Found]:
+def _walk_from(top: int, top_rel: str, pipeline: PipelineSettings, ignored: list[str] | None) -> Iterator[list[Found]]:
     """Depth first; the stack holds each open folder and the subfolder names left in it."""
     stack: list[tuple[int, str, Iterator[str]]] = [(top, top_rel, iter(()))]
     try:
@@ -83,14 +91,14 @@ def _walk_from(top: int, top_rel: str, pipeline: PipelineSettings, ignored: list
             if len(key.encode("utf-8", "surrogateescape")) > MAX_KEY_BYTES:
                 found = _folder(key, name, fd, "long")  # every key below would be refused too
                 if found is not None:
-                    yield found
+                    yield [found]
                 continue
             try:
                 inner = os.open(name, _FOLDER, dir_fd=fd)
             except PermissionError:
                 found = _folder(key, name, fd, "denied")
                 if found is not None:
-                    yield found
+                    yield [found]
                 continue
             except OSError:
                 continue  # gone, or swapped for a link: never entered
@@ -107,18 +115,23 @@ def _walk_from(top: int, top_rel: str, pipeline: PipelineSettings, ignored: list
 
 def _walk_folder(
     fd: int, rel: str, pipeline: PipelineSettings, ignored: list[str] | None
-) -> Generator[Found, None, list[str]]:
-    """Yield this folder's matching files; return the names of its subfolders worth entering."""
+) -> Generator[list[Found], None, list[str]]:
+    """Yield this folder's matching files (one list: a generator step per file costs more
+    than the rest of a known file's check); return the names of its subfolders worth entering."""
     subfolders: list[str] = []
     try:
         os.stat(".", dir_fd=fd)  # needs search permission: without it nothing below can be read
-        entries = sorted(os.scandir(fd), key=lambda e: e.name)
+        # In the disk's order: the scan sorts what it returns, so sorting every name (most
+        # of them known and skipped) would cost per file for nothing.
+        entries = list(os.scandir(fd))
     except PermissionError:
-        yield Found(rel or "./", os.fstat(fd), refused=("denied",))
+        yield [Found(rel or "./", os.fstat(fd), refused=("denied",))]
         return subfolders
     except OSError:
         return subfolders  # removed meanwhile
     table = pipeline.table
+    matches = _matcher(table)
+    files: list[Found] = []
     for entry in entries:
         name = entry.name
         if name.startswith("."):
@@ -130,13 +143,26 @@ def _walk_folder(
                 # Can keys below it match the prefix (or, for the ignored list, nearly)?
                 if table.could_hold(folder_key) or (ignored is not None and table.could_hold_any_case(folder_key)):
                     subfolders.append(name)
-            elif table.matches(key):
-                yield Found(key, entry.stat(follow_symlinks=False), folder=fd, name=name)
+            elif matches(key):
+                files.append(Found(key, entry.stat(follow_symlinks=False), folder=fd, name=name))
             elif ignored is not None:
                 ignored.append(key)
         except FileNotFoundError:
             continue
+    if files:
+        yield files
+    subfolders.sort()  # folders in name order, as before
     return subfolders
+
+
+def _matcher(table: RouteTable) -> Callable[[str], bool]:
+    """``table.matches`` with each route's prefix and suffixes worked out once per folder,
+    not once per file (the same rule: a route takes a key by prefix and suffix)."""
+    rules = [(route.prefix, route.all_suffixes()) for route in table.routes]
+    if len(rules) == 1:
+        prefix, suffixes = rules[0]
+        return lambda key: key.startswith(prefix) and key.endswith(suffixes)
+    return lambda key: any(key.startswith(prefix) and key.endswith(suffixes) for prefix, suffixes in rules)
 
 
 def _folder(key: str, name: str, parent: int, problem: str) -> Found | None:
