@@ -254,3 +254,28 @@ def test_item2_a_folder_inotify_cannot_watch_is_said_and_rescanned(tmp_path: Pat
     assert "incoming/b/late.json" in done, stderr
     assert stderr.count(NO_WATCH) == 1, stderr  # said once, not at every rescan
     assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_item2_a_notification_another_process_left_owed_is_sent_before_the_next_rescan(data_dir: Path) -> None:
+    # GIVEN a sleeping watcher past its first safety rescans (0.2, 1.0, 4.2 s; the next is ~17 s away)
+    engine = LocalEngine(data_dir, settings(poll_seconds=0.2))
+    drop(engine, "incoming/a.json", {"id": "a"})
+    stop = threading.Event()
+    watcher = threading.Thread(target=engine.watch, kwargs={"stop": stop}, daemon=True)
+    watcher.start()
+    try:
+        assert wait_for(lambda: len(engine.topic.messages()) == 1)
+        time.sleep(5)
+        # WHEN another process is left as a crash between settle and publish leaves it: the
+        # file settled, its notification still owed (written through its own connection)
+        import sqlite3
+
+        with sqlite3.connect(data_dir / "dockline.db") as other:
+            other.execute("UPDATE files SET notified = 0 WHERE key = 'incoming/a.json'")
+        # THEN the watcher sends it within a few polls, not at its next rescan
+        assert wait_for(lambda: len(engine.topic.messages()) == 2, timeout=4.0)
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert not watcher.is_alive()

@@ -296,12 +296,23 @@ def held_for_writing(fd: int) -> bool | None:
     return False
 
 
+# Versions the ledger holds work for: reopened or unsettled, or settled with their
+# notification still owed (a process died between settle and publish). The second part
+# reads the settled rows (no index by ``notified``: one would cost every settle), only
+# after some commit moved ``data_version``.
+_LEDGER_HAS_WORK = (
+    "SELECT 1 FROM files WHERE status IN ('pending', 'processing')"
+    " OR (status IN ('processed', 'failed', 'conflict') AND notified = 0) LIMIT 1"
+)
+
+
 class LedgerWatch:
     """Tells a sleeping watcher when the ledger, not the bucket, has work for it: versions
-    another process reopened (``reprocess``, ``dlq redrive``) or left unsettled (it died, or
-    works on them now). inotify cannot see those; the old watcher found them by rescanning
-    every ``poll_seconds``. Cheap enough to ask that often: ``PRAGMA data_version`` (no change,
-    no query) and then one indexed query."""
+    another process reopened (``reprocess``, ``dlq redrive``), left unsettled (it died, or
+    works on them now) or left owing their notification (it died before publishing).
+    inotify cannot see those; the old watcher found them by rescanning every
+    ``poll_seconds``. Cheap enough to ask that often: ``PRAGMA data_version`` (no change, no
+    query), then one query (``_LEDGER_HAS_WORK``)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -316,8 +327,7 @@ class LedgerWatch:
                 return False
             self._version = version
             self._alert = (
-                conn.execute("SELECT 1 FROM files WHERE status IN ('pending', 'processing') LIMIT 1").fetchone()
-                is not None
+                conn.execute(_LEDGER_HAS_WORK).fetchone() is not None
             )
         except sqlite3.Error:
             return True  # cannot tell: a scan will say what is wrong
