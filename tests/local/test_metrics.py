@@ -248,6 +248,28 @@ def test_item4_counters_are_monotonic_across_redrive_prune_and_a_letter_sent_twi
     assert engine.db.query("SELECT count(*) AS n FROM notifications")[0]["n"] == 0  # prune did delete
 
 
+def test_item4_counters_count_a_reprocess_as_a_second_settlement_and_never_go_down(engine: LocalEngine) -> None:
+    # GIVEN a processed file of 3 records
+    drop(engine, "incoming/r.jsonl", "".join(f'{{"id": "r{i}"}}\n' for i in range(3)))
+    engine.run_once()
+    metrics = registry(engine.data_dir, engine.settings)
+    first = parse(generate_latest(metrics).decode())
+    assert value(first, "dockline_files_total", status="processed") == 1
+    # WHEN it is reprocessed (its row leaves the final state, then settles again)
+    from dockline.local.reprocess import execute, plan_local
+    from dockline.reprocess import Selection
+
+    execute(engine, plan_local(engine, Selection(everything=True)))
+    after = parse(generate_latest(metrics).decode())
+    # THEN the first settlement still counts, beside the second: nothing went down
+    for key, before in first.items():
+        if key[0].endswith(("_total", "_bucket", "_count", "_sum")):
+            assert after[key] >= before, key
+    assert value(after, "dockline_files_total", status="processed") == 2
+    assert value(after, "dockline_records_total") == 6
+    assert value(after, "dockline_file_duration_seconds_count") == 2
+
+
 def test_item4_delivery_counters_survive_prune_and_redeliver(old_history: tuple[LocalEngine, Hook]) -> None:  # noqa: F811
     # GIVEN 40-day-old history: 3 deliveries delivered, 1 failed for good, 1 still retrying
     engine, receiver = old_history

@@ -7,13 +7,14 @@ redrive removes dead letters. So a counter is
 
     (the contribution of the rows that are there now) + (the contribution of rows that left)
 
-and SQLite triggers keep the second term: when a row stops contributing (a settled
-``files`` row leaves its final state or changes what it counts, a finished delivery is
-retried or pruned, a dead letter is removed), the trigger adds what it contributed to the
-``retired_*`` tables, in the same statement, so the sum never goes down and a rolled-back
-change retires nothing. Those are rare events; the hot path (claim, write, settle) fires
-no trigger body: a trigger that wrote on every settle cost 15-20 us a file (one more page
-in each commit), about 10% of a small file's CPU. The price is paid at scrape time: one
+and the second term is kept where a row stops contributing: a settled ``files`` row
+leaving its final state (a redrive's reopen, a reprocess) by ``retire_files``, called by
+those two statements in their transaction; a finished delivery retried or pruned, or a
+dead letter removed, by SQLite triggers. Either way the sum never goes down and a
+rolled-back change retires nothing. Those are rare events, and the hot path (claim, write,
+settle) pays nothing: ``files`` has no trigger (one cost every UPDATE of it ~7 % of the
+small-files benchmark, its body never running), and a trigger that wrote on every settle
+cost 15-20 us a file. The price is paid at scrape time: one
 pass over the ``files`` rows (grouped in SQL), which ``status`` already pays for its rates.
 This module knows no Prometheus: ``local/metrics.py`` turns ``read`` into metric families.
 """
@@ -61,8 +62,8 @@ CREATE TABLE IF NOT EXISTS retired (         -- finished deliveries (label: outc
 """
 
 
-# A settled file's contribution, from the columns of one files row (``p``: "OLD." in the
-# triggers, "" in the scrape): its state, its duration's bucket, records, bytes and seconds.
+# A settled file's contribution, from the columns of one files row (``p``: a table alias
+# with its dot, or ""): its state, its duration's bucket, records, bytes and seconds.
 # The duration is the settling attempt's (begin wrote started_at; a row from before this
 # version has none: le -1). Above the last bound: +Inf (9e999 is SQLite's infinity).
 def _seconds(p: str) -> str:
@@ -78,14 +79,6 @@ def _bytes(p: str) -> str:
     return f"coalesce({p}size, {p}bytes_done, 0)"
 
 
-_RETIRE_FILE = (
-    "INSERT INTO retired_files (status, le, files, records, bytes, seconds)"
-    f" SELECT OLD.status, {_bucket('OLD.')}, 1, OLD.records, {_bytes('OLD.')}, coalesce({_seconds('OLD.')}, 0)"
-    " WHERE true ON CONFLICT (status, le) DO UPDATE SET files = files + 1, records = records + excluded.records,"
-    " bytes = bytes + excluded.bytes, seconds = seconds + excluded.seconds;"
-)
-
-
 def _retire(name: str, label: str) -> str:
     return (
         f"INSERT INTO retired (name, label, value) VALUES ('{name}', {label}, 1)"  # noqa: S608 - our constants
@@ -93,15 +86,28 @@ def _retire(name: str, label: str) -> str:
     )
 
 
-# What makes a settled row's contribution change: any of the columns it is computed from.
-_COUNTED = ("status", "records", "size", "bytes_done", "updated_at", "started_at")
-_CHANGED = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _COUNTED)
+# The files table has no trigger: any trigger on it costs every UPDATE of it (the claim and
+# the settle of each file, ~7 % of the small-files benchmark, measured), though its body
+# never runs there. Only two statements take a settled row out of its final state (a
+# redrive's reopen, a reprocess); each calls ``retire_files`` first, in its transaction.
+# Rows are never deleted from files.
+_DROPPED_TRIGGERS = ("retire_settled_file", "retire_deleted_file")
+
+
+def retire_files(conn: sqlite3.Connection, where: str, params: tuple[object, ...]) -> None:
+    """Keep the counted share of the settled ``files`` rows that ``where`` selects (about to
+    leave their final state), in the caller's transaction. ``where``: our own SQL text."""
+    conn.execute(
+        "INSERT INTO retired_files (status, le, files, records, bytes, seconds)"  # noqa: S608 - our constants
+        f" SELECT status, {_bucket('')}, 1, records, {_bytes('')}, coalesce({_seconds('')}, 0) FROM files"
+        f" WHERE status IN {_FINAL_LIST} AND ({where})"
+        " ON CONFLICT (status, le) DO UPDATE SET files = files + 1, records = records + excluded.records,"
+        " bytes = bytes + excluded.bytes, seconds = seconds + excluded.seconds",
+        params,
+    )
+
 
 TRIGGERS = {
-    "retire_settled_file": f"CREATE TRIGGER retire_settled_file AFTER UPDATE OF {', '.join(_COUNTED)} ON files"
-    f" WHEN OLD.status IN {_FINAL_LIST} AND ({_CHANGED}) BEGIN {_RETIRE_FILE} END",
-    "retire_deleted_file": f"CREATE TRIGGER retire_deleted_file AFTER DELETE ON files"
-    f" WHEN OLD.status IN {_FINAL_LIST} BEGIN {_RETIRE_FILE} END",
     "retire_finished_delivery": "CREATE TRIGGER retire_finished_delivery AFTER UPDATE OF status ON deliveries"
     " WHEN OLD.status IN ('delivered', 'failed') AND OLD.status IS NOT NEW.status"
     f" BEGIN {_retire('deliveries', 'OLD.status')} END",
@@ -116,7 +122,11 @@ TRIGGERS = {
 
 def installed(names: set[str], columns: set[str]) -> bool:
     """Are the retired tables, their triggers and the progress columns all there?"""
-    return {"retired_files", "retired", *TRIGGERS} <= names and PROGRESS_COLUMNS.keys() <= columns
+    return (
+        {"retired_files", "retired", *TRIGGERS} <= names
+        and not names & set(_DROPPED_TRIGGERS)
+        and PROGRESS_COLUMNS.keys() <= columns
+    )
 
 
 def install(conn: sqlite3.Connection, files_columns: set[str]) -> None:
@@ -128,6 +138,8 @@ def install(conn: sqlite3.Connection, files_columns: set[str]) -> None:
     for statement in TABLES.split(";\n"):
         if statement.strip():
             conn.execute(statement)
+    for name in _DROPPED_TRIGGERS:  # a data dir from before retire_files
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
     for name, sql in TRIGGERS.items():
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")  # a later version may count differently
         conn.execute(sql)

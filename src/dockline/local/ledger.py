@@ -21,6 +21,7 @@ import orjson
 
 from dockline.errors import BusyError
 from dockline.ledger import Existing, LedgerBase, Verdict, Verdicts, judge
+from dockline.local import counters
 from dockline.local.db import Database
 from dockline.models import BadRecord, ConflictPolicy, ObjectRef, Outcome, Record, Status
 from dockline.routes import DEFAULT_ROUTE
@@ -317,6 +318,8 @@ class SQLiteLedger(LedgerBase):
         """Reopen a settled version whose outbox is closed for a reprocess: pending again, so
         any run takes it (also after a crash), one generation up, so its items are stale."""
         with self.db.transaction() as conn:
+            where = "bucket = ? AND key = ? AND version = ? AND (notified = 1 OR status IN ('duplicate', 'superseded'))"
+            counters.retire_files(conn, where, (ref.bucket, ref.key, ref.version))  # the metrics keep its share
             cursor = conn.execute(
                 # The old run's counts go (status and progress must not show them as this run's).
                 "UPDATE files SET status = 'pending', error = NULL, notified = 0, updated_at = ?,"
@@ -332,6 +335,8 @@ class SQLiteLedger(LedgerBase):
     def reopen(self, ref: ObjectRef, *, now: str) -> bool:
         """Forget the final state of a failed version so a redrive processes it again."""
         with self.db.transaction() as conn:
+            where = "bucket = ? AND key = ? AND version = ? AND status = 'failed'"
+            counters.retire_files(conn, where, (ref.bucket, ref.key, ref.version))  # the metrics keep its share
             cursor = conn.execute(
                 "UPDATE files SET status = 'pending', error = NULL, notified = 0, updated_at = ?,"
                 " lease_owner = NULL, lease_until = NULL"
