@@ -188,3 +188,30 @@ def test_why7_a_watcher_keeps_waiting_for_a_stopped_holder_and_resumes(tmp_path:
     # a line per wait, naming the stopped pid, and a line per attempt given up
     assert err.count(f"waiting for pid {holder.pid} (it is stopped") >= 2, err
     assert "trying again in" in err, err
+
+
+def test_why7_the_stop_handler_can_count_files_in_flight_while_its_thread_holds_the_count(
+    tmp_path: Path,
+) -> None:
+    # Seen in CI (the fault handler's stacks): SIGTERM's handler runs on the main thread, which
+    # may be inside `work()`'s `with _in_flight_lock` (one worker runs files on the main thread);
+    # the handler's `in_flight()` then waited for a lock its own thread held: a watcher that
+    # never stopped. GIVEN that lock held by this thread, WHEN the count is read on it
+    import threading
+
+    from dockline.local.engine import LocalEngine
+    from tests.local.conftest import settings
+
+    engine = LocalEngine(tmp_path / "data", settings())
+    counted: list[int] = []
+
+    def handler_inside_the_lock() -> None:
+        with engine._in_flight_lock:  # what work() holds when the signal lands
+            counted.append(engine.in_flight())
+
+    thread = threading.Thread(target=handler_inside_the_lock, daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    # THEN it answers at once
+    assert counted == [0], "in_flight() waited for a lock its own thread holds"
+    engine.db.close()

@@ -93,7 +93,9 @@ class LocalEngine:
             on_wait=on_wait,
         )
         self._in_flight: set[ObjectRef] = set()
-        self._in_flight_lock = threading.Lock()
+        # Reentrant: the SIGTERM handler (run/_Stopper) counts files in flight on the main
+        # thread, which may be inside work() holding this lock (one worker runs on it).
+        self._in_flight_lock = threading.RLock()
         self.finished = 0  # files settled (durably) by this engine since it was opened
         self.store = FolderStore(self.bucket_dir, max_object_bytes=settings.pipeline.max_object_bytes)
         self.ledger = SQLiteLedger(self.db, lease_seconds=settings.local.lease_seconds)
