@@ -18,13 +18,15 @@ Scenarios (see README, "Performance"):
            bucket (the 50,000-file data dir is built once per bench run, under its temp dir).
   idle     the CPU a watcher (`dockline run`) uses over 30 s with nothing arriving beside the
            50,000 files (/proc/PID/stat utime + stime), and beside an empty bucket at the same time.
-  handler  the Lambda handler on moto against the seed article's handler (verbatim) on the
-           same float-free files: files/s and AWS API calls per file.
+  handler  the Lambda handler on moto against the seed article's handler under Powertools'
+           @idempotent (bench/seed_idempotent.py: what a reader would write to get the idempotency
+           the seed promises) and against the seed's handler verbatim, on the same float-free
+           files: files/s and AWS API calls per file.
   steps    the same NDJSON file through a route with a JSON Schema check, and with a trivial
            transform, each against the route with no step (issue 9's speed targets: 2x, 1.3x);
            the three runs interleaved --rounds times (default 3), medians compared.
   import   import time of dockline.aws.handler against `import boto3` alone.
-Pairs run back to back; small, noop and sqlite-utils repeat them (--repeat, default 3) and show
+Pairs run back to back; small, noop, sqlite-utils and handler repeat them (--repeat, default 3) and show
 the median ratio with its spread. This is a benchmark, not a test: it asserts nothing and the
 machine may be noisy; rerun it.
 """
@@ -324,8 +326,11 @@ with mock_aws():
     boto3.client("dynamodb", region_name=region).create_table(
         TableName="events", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    boto3.client("dynamodb", region_name=region).create_table(
+        TableName="idempotency", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
     topic = boto3.client("sns", region_name=region).create_topic(Name="events-notify")["TopicArn"]
-    os.environ.update(TABLE_NAME="events", TOPIC_ARN=topic)
+    os.environ.update(TABLE_NAME="events", TOPIC_ARN=topic, IDEMPOTENCY_TABLE="idempotency")
     names = sorted(os.listdir(folder))
     records = []
     for name in names:
@@ -337,10 +342,10 @@ with mock_aws():
                         "s3": {"bucket": {"name": "bench-bucket", "arn": "arn:aws:s3:::bench-bucket"},
                                "object": {"key": quote_plus("incoming/" + name, safe="/"), "size": len(body),
                                           "eTag": put["ETag"].strip('"'), "sequencer": "0055AED6DCD90281E5"}}})
-    if which == "seed":
-        sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] != "-c" else sys.argv[3])
-        import seed_handler
-        handler = seed_handler.lambda_handler
+    if which in ("seed", "idempotent"):
+        sys.path.insert(0, sys.argv[3])
+        module = __import__("seed_handler" if which == "seed" else "seed_idempotent")
+        handler = module.lambda_handler
     else:
         from dockline.aws.handler import lambda_handler as handler
     calls.clear()
@@ -354,44 +359,67 @@ with mock_aws():
 """
 
 
-def bench_handler(work: Path, files: int) -> list[tuple[str, str, str, str]]:
+def bench_handler(work: Path, files: int, repeat: int) -> list[tuple[str, str, str, str]]:
+    """dockline's handler against two bounds on the same files: the seed's handler verbatim
+    (no idempotency: a redelivery writes and notifies again) and the same handler under
+    Powertools' ``@idempotent`` (``bench/seed_idempotent.py``), what a reader of the seed
+    would write to get the idempotency it promises: issue 11's bound. ``repeat`` rounds of
+    the three, each in a fresh process with its own moto; the ratios are per round."""
     folder = work / "handler-files"
     make_orders(folder, files, floats=False, seed=3)
-    results = {}
-    for which in ("seed", "dockline"):
-        out = subprocess.run(
-            [PY, "-c", HANDLER_BENCH, which, str(folder), str(ROOT / "bench")],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={
-                **os.environ,
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_ACCESS_KEY_ID": "bench",
-                "AWS_SECRET_ACCESS_KEY": "bench",
-                "POWERTOOLS_METRICS_NAMESPACE": "Dockline",
-                "POWERTOOLS_LOG_LEVEL": "WARNING",
-            },
-        )
-        if out.returncode != 0:
-            raise SystemExit(f"handler bench ({which}) failed: {out.stderr[-2000:]}")
-        results[which] = json.loads(out.stdout.strip().splitlines()[-1])
-    seed, ours = results["seed"], results["dockline"]
-    seed_rate, our_rate = seed["files"] / seed["seconds"], ours["files"] / ours["seconds"]
+    rounds: list[dict[str, dict[str, float]]] = []
+    for _ in range(repeat):
+        results = {}
+        for which in ("seed", "idempotent", "dockline"):
+            results[which] = _handler_run(which, folder)
+        rounds.append(results)
+    rate = {which: statistics.median([r[which]["files"] / r[which]["seconds"] for r in rounds]) for which in rounds[0]}
+    over_idempotent = [r["idempotent"]["seconds"] / r["dockline"]["seconds"] for r in rounds]
+    over_seed = [r["seed"]["seconds"] / r["dockline"]["seconds"] for r in rounds]
+    calls = {which: r["calls"] / r["files"] for which, r in rounds[-1].items()}
+    # The table holds each file's marker beside its item, so a run that wrote every item counts 2 per file.
+    written = rounds[-1]["dockline"]["items"] >= 2 * files
     return [
         (
-            f"Lambda handler on moto: {files:,} files",
-            f"{our_rate:,.0f} files/s",
-            f"seed: {seed_rate:,.0f} files/s",
-            f"{our_rate / seed_rate:.2f}x",
+            f"Lambda handler on moto: {files:,} files (median of {repeat})",
+            f"{rate['dockline']:,.0f} files/s",
+            f"seed + Powertools @idempotent: {rate['idempotent']:,.0f} files/s",
+            f"{statistics.median(over_idempotent):.2f}x ({min(over_idempotent):.2f}-{max(over_idempotent):.2f})",
+        ),
+        (
+            "  the same",
+            "",
+            f"seed verbatim, no idempotency: {rate['seed']:,.0f} files/s",
+            f"{statistics.median(over_seed):.2f}x ({min(over_seed):.2f}-{max(over_seed):.2f})",
         ),
         (
             "  AWS calls per one-record file",
-            f"{ours['calls'] / ours['files']:.2f}",
-            f"seed: {seed['calls'] / seed['files']:.2f}",
-            "",
+            f"{calls['dockline']:.2f}",
+            f"@idempotent: {calls['idempotent']:.2f}; seed: {calls['seed']:.2f}",
+            "" if written else f"only {rounds[-1]['dockline']['items']} items and markers!",
         ),
     ]
+
+
+def _handler_run(which: str, folder: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [PY, "-c", HANDLER_BENCH, which, str(folder), str(ROOT / "bench")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            **os.environ,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "POWERTOOLS_METRICS_NAMESPACE": "Dockline",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        },
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"handler bench ({which}) failed: {out.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 # -- 1 GB, bounded memory ------------------------------------------------------------------
@@ -732,7 +760,10 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=50_000, help="processed files beside noop and idle")
     parser.add_argument("--idle-seconds", type=float, default=30.0, help="how long idle watches the watcher")
     parser.add_argument(
-        "--repeat", type=int, default=3, help="back-to-back pairs for small, noop and sqlite-utils (the spread)"
+        "--repeat",
+        type=int,
+        default=3,
+        help="back-to-back rounds for small, noop, sqlite-utils and handler (the spread)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the steps scenario")
     args = parser.parse_args()
@@ -764,7 +795,7 @@ def main() -> None:
             elif name == "steps":
                 rows = bench_steps(work, args.records, args.rounds)
             elif name == "handler":
-                rows = bench_handler(work, args.handler_files)
+                rows = bench_handler(work, args.handler_files, args.repeat)
             elif name == "big":
                 rows = bench_big(work, args.gigabytes)
             else:
