@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from dockline.config import Settings
 from dockline.errors import ObjectGoneError, PermanentError, TransientError
 from dockline.local.db import Database, translate
+from dockline.local.handover import HandOver
 from dockline.local.names import from_printable, name_problems, printable, refused_version
 from dockline.local.store import LOCAL_BUCKET, FolderStore, ref_for, special_version, unread_version
 from dockline.local.walk import Found, walk_folders
@@ -68,6 +69,8 @@ def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds
     never opened and given no ref; only the rest are judged, hashed and looked up.
     """
     now = time.time()
+    handover = store.handover
+    handover.start()  # what the last scan kept and nobody read goes now
     ready: list[ObjectRef] = []
     unsettled: list[str] = []
     known = _known(db)
@@ -102,7 +105,7 @@ def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds
             if not stat.S_ISREG(st.st_mode):
                 looked_up.append(ref_for(root, key, st, special_version(st)))
                 continue
-            judged = _judge_new(store, found, now=now, settle_seconds=settle_seconds)
+            judged = _judge_new(store, found, now=now, settle_seconds=settle_seconds, handover=handover)
             if judged is None:
                 continue  # vanished, or an error the next scan retries
             if isinstance(judged, str):
@@ -118,6 +121,8 @@ def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds
     record_ignored(db, settings, ignored)
     todo = ready + _not_settled(db, looked_up)
     todo.sort(key=lambda r: (r.sequencer or "", r.key))
+    if len(handover):  # bytes of versions the ledger already settled are nobody's to read
+        handover.keep_only((ref.key, ref.version) for ref in todo)
     return ScanResult(ready=todo, unsettled=unsettled, ignored=len(ignored))
 
 
@@ -180,9 +185,10 @@ def record_ignored(db: Database, settings: Settings, keys: list[str]) -> None:
 
 
 def _judge_new(
-    store: FolderStore, found: Found, *, now: float, settle_seconds: float
+    store: FolderStore, found: Found, *, now: float, settle_seconds: float, handover: HandOver
 ) -> tuple[os.stat_result, str] | str | None:
-    """(stat, version) of a file not hashed before; "unsettled" if it is being written."""
+    """(stat, version) of a file not hashed before; "unsettled" if it is being written.
+    A small file's bytes go to ``handover``, for its reader: this read is its only one."""
     key, st = found.key, found.st
     try:
         # The reader's own way in, from the folder the walk holds open (same O_NOFOLLOW chain).
@@ -201,7 +207,12 @@ def _judge_new(
             return "unsettled"
         if store.too_big(opened):
             return opened, unread_version(opened)  # never read more than the limit, not even to hash
-        return opened, _sha256(fd)
+        if not handover.wants(opened.st_size):
+            return opened, _sha256(fd)
+        data = _read_all(fd)
+        version = hashlib.sha256(data).hexdigest()
+        handover.offer(key, version, opened, data)
+        return opened, version
     except OSError:
         return None  # a read error now (EIO): the next scan tries again
     finally:
@@ -267,6 +278,17 @@ def current_ref(store: FolderStore, key: str) -> ObjectRef | None:
     finally:
         os.close(fd)
     return ref_for(store.root, key, st, version)
+
+
+def _read_all(fd: int) -> bytes:
+    """Every byte to the end (a small file: one read and the one that finds the end)."""
+    first = os.read(fd, _CHUNK)
+    if not first:
+        return first
+    chunks = [first]
+    while chunk := os.read(fd, _CHUNK):
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _sha256(fd: int) -> str:
