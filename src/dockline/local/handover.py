@@ -55,6 +55,9 @@ class HandOver:
     def __len__(self) -> int:
         return len(self._kept)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._kept
+
     def start(self) -> None:
         """A new scan: what the last one kept and nobody took is dropped."""
         with self._lock:
