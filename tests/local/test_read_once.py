@@ -266,3 +266,21 @@ def test_why3_bytes_nobody_will_read_are_dropped(engine: LocalEngine) -> None:
     (engine.bucket_dir / "incoming" / "b.json").unlink()
     assert engine.scan().ready == []
     assert (len(engine.store.handover), engine.store.handover.used) == (0, 0)
+
+
+def test_why3_settled_versions_are_found_across_the_ledger_queries_chunks(engine: LocalEngine) -> None:
+    # GIVEN 300 processed files (more than one query's 250), then each copied over itself
+    # (new inodes: the scan reads them all again) and one of them with new content
+    incoming = engine.bucket_dir / "incoming"
+    for n in range(300):
+        drop(engine, f"incoming/o-{n:03}.json", _order(n))
+    assert [o.status.value for o in engine.run_once().outcomes] == ["processed"] * 300
+    for n in range(300):
+        copy = incoming / f".o-{n:03}.tmp"
+        copy.write_bytes(_order(n) if n != 280 else _order(1000))
+        copy.rename(incoming / f"o-{n:03}.json")
+    # WHEN a scan looks them up
+    ready = engine.scan().ready
+    # THEN only the changed one is new; the 299 others are known settled, whichever query asked
+    assert [ref.key for ref in ready] == ["incoming/o-280.json"]
+    assert len(engine.store.handover) == 1 and "incoming/o-280.json" in engine.store.handover
