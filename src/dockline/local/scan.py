@@ -220,7 +220,7 @@ def _judge_new(
             return opened, unread_version(opened)  # never read more than the limit, not even to hash
         if not handover.wants(opened.st_size):
             return opened, _sha256(fd)
-        data = _read_all(fd)
+        data = _read_all(fd, opened.st_size)
         version = hashlib.sha256(data).hexdigest()
         handover.offer(key, version, opened, data)
         return opened, version
@@ -291,15 +291,18 @@ def current_ref(store: FolderStore, key: str) -> ObjectRef | None:
     return ref_for(store.root, key, st, version)
 
 
-def _read_all(fd: int) -> bytes:
-    """Every byte to the end (a small file: one read and the one that finds the end)."""
-    first = os.read(fd, _CHUNK)
-    if not first:
+def _read_all(fd: int, size: int) -> bytes:
+    """Every byte to the end. ``size`` is the fstat's: asking for one byte more, a short
+    read is the end of a regular file, so a small file costs one read, not two. A file
+    that grew or shrank meanwhile is read on to the end (its stat then no longer matches
+    and its reader reads it again)."""
+    first = os.read(fd, size + 1)
+    if len(first) == size:
         return first
     chunks = [first]
     while chunk := os.read(fd, _CHUNK):
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
 def _sha256(fd: int) -> str:
