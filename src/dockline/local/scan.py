@@ -7,7 +7,8 @@ Each object is judged on its own, so no file can stop the scan:
   never opened (the reader then refuses it);
 - a regular file is opened the one way the reader opens it (``FolderStore.open_regular``:
   no link at any depth, non-blocking, regular files only) and hashed from that
-  descriptor; nothing outside the bucket is ever opened or hashed;
+  descriptor; nothing outside the bucket is ever opened or hashed. A small file's bytes
+  are handed over to its reader (``local/handover.py``): it is opened and read once;
 - a file another process holds open for writing waits (a read lease tells, on Linux,
   for the file's owner or root); where that cannot be told, a file waits until it has
   been quiet for ``settle_seconds`` (by ctime).

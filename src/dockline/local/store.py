@@ -3,7 +3,8 @@
 Only regular files inside the folder are ever read, and there is one way in:
 ``open_regular`` walks to the file one folder at a time with ``O_NOFOLLOW`` and opens
 it without blocking, so no link is followed at any depth and a FIFO never hangs a
-reader. The scan hashes through it too. ``put`` writes the same way, through folder
+reader. The scan hashes through it too, and hands a small file's bytes over to ``open``
+(local/handover.py), so a small file is opened and read once. ``put`` writes the same way, through folder
 descriptors, into a dot-named temporary file beside the target (scans skip dot
 names), then renames it into place. Nothing here changes or deletes a user's file.
 """
@@ -75,8 +76,10 @@ class FolderStore(ObjectStore):
 
     @contextmanager
     def open(self, ref: ObjectRef) -> Iterator[BinaryIO]:
-        """Raises PermanentError for what cannot be read (with the reason), ObjectGoneError
-        for a file that is gone, TransientError for other OS errors."""
+        """The bytes of ``ref``: those the scan read for this very version when it kept them
+        and the file is unchanged, else read from the disk. Raises PermanentError for what
+        cannot be read (with the reason), ObjectGoneError for a file that is gone,
+        TransientError for other OS errors."""
         refused = refusal(ref.version)
         if refused is not None:  # the scan found the name (or its folder) unusable
             raise PermanentError(refused)
