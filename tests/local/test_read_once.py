@@ -20,11 +20,15 @@ import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 from watchdog.observers.inotify_c import inotify_add_watch, inotify_init
 
+from dockline.config import PipelineSettings
+from dockline.decode import HashedBytes, RecordStream
+from dockline.errors import SupersededError
 from dockline.local.engine import LocalEngine
 from dockline.local.handover import HandOver
 from tests.local.conftest import cli_command, cli_env, drop, items, write_config
@@ -309,3 +313,22 @@ def test_why3_settled_versions_are_found_across_the_ledger_queries_chunks(engine
     # THEN only the changed one is new; the 299 others are known settled, whichever query asked
     assert [ref.key for ref in ready] == ["incoming/o-280.json"]
     assert len(engine.store.handover) == 1 and "incoming/o-280.json" in engine.store.handover
+
+
+def test_why3_record_stream_trusts_the_hash_taken_as_the_bytes_were_read() -> None:
+    # GIVEN bytes handed over with the hash their reader took (here a stand-in, to tell
+    # whether RecordStream hashes them again), and the same bytes from an ordinary stream
+    data = b'{"id": "a"}'
+    vouched = "ab" * 32
+    settings = PipelineSettings()
+    handed = RecordStream(
+        HashedBytes(data, sha256=vouched), key="incoming/a.json", settings=settings, expected_sha256=vouched
+    )
+    plain = RecordStream(BytesIO(data), key="incoming/a.json", settings=settings, expected_sha256=vouched)
+    # WHEN each is read
+    records = list(handed.records())
+    # THEN the handed-over bytes are not hashed again: the hash they came with is theirs
+    assert [r.pk for r in records] == ["a"] and handed.sha256 == vouched
+    # AND bytes from anywhere else are hashed and checked as before
+    with pytest.raises(SupersededError):
+        list(plain.records())
