@@ -4,9 +4,10 @@ Only regular files inside the folder are ever read, and there is one way in:
 ``open_regular`` walks to the file one folder at a time with ``O_NOFOLLOW`` and opens
 it without blocking, so no link is followed at any depth and a FIFO never hangs a
 reader. The scan hashes through it too, and hands a small file's bytes over to ``open``
-(local/handover.py), so a small file is opened and read once. ``put`` writes the same way, through folder
-descriptors, into a dot-named temporary file beside the target (scans skip dot
-names), then renames it into place. Nothing here changes or deletes a user's file.
+(local/handover.py), so a small file is opened and read once. ``put`` writes the same
+way, through folder descriptors, into a dot-named temporary file beside the target
+(scans skip dot names), then renames it into place. Nothing here changes or deletes a
+user's file.
 """
 
 from __future__ import annotations
