@@ -82,6 +82,15 @@ class MeteredReader(io.RawIOBase):
         return self._hash.hexdigest() if self._hash is not None else ""
 
 
+class HashedBytes(io.BytesIO):
+    """Bytes whose SHA-256 was taken as they were read (the local scan's hand-over):
+    ``RecordStream`` does not hash them again."""
+
+    def __init__(self, data: bytes, *, sha256: str) -> None:
+        super().__init__(data)
+        self.sha256 = sha256
+
+
 def format_of(key: str) -> tuple[str, bool]:
     """('json' | 'lines' | 'csv', gzipped) for a key, by suffix."""
     return _BY_SUFFIX.format_for(key)
@@ -296,11 +305,12 @@ class RecordStream:
         self.route = route or settings.table.route_or_fallback(key)
         self._format, self._gz = self.route.format_for(key)
         self.multi = self.route.multi_for(key)
-        self._raw = MeteredReader(stream, limit=settings.max_object_bytes, what="the object")
+        self._hashed = stream.sha256 if isinstance(stream, HashedBytes) else ""
+        self._raw = MeteredReader(stream, limit=settings.max_object_bytes, what="the object", hash_it=not self._hashed)
 
     @property
     def sha256(self) -> str:
-        return self._raw.sha256
+        return self._hashed or self._raw.sha256
 
     @property
     def size(self) -> int:
@@ -364,7 +374,7 @@ class RecordStream:
     def _verify(self) -> None:
         """Read to the end and check the bytes are the version we meant to read."""
         self._raw.drain()
-        if self._expected_sha256 is not None and self._raw.sha256 != self._expected_sha256:
+        if self._expected_sha256 is not None and self.sha256 != self._expected_sha256:
             raise SupersededError(
                 f"{self.key} changed while it was being read; its new content is processed as a new version"
             )

@@ -7,7 +7,8 @@ Each object is judged on its own, so no file can stop the scan:
   never opened (the reader then refuses it);
 - a regular file is opened the one way the reader opens it (``FolderStore.open_regular``:
   no link at any depth, non-blocking, regular files only) and hashed from that
-  descriptor; nothing outside the bucket is ever opened or hashed;
+  descriptor; nothing outside the bucket is ever opened or hashed. A small file's bytes
+  are handed over to its reader (``local/handover.py``): it is opened and read once;
 - a file another process holds open for writing waits (a read lease tells, on Linux,
   for the file's owner or root); where that cannot be told, a file waits until it has
   been quiet for ``settle_seconds`` (by ctime).
@@ -34,6 +35,7 @@ from datetime import UTC, datetime
 from dockline.config import Settings
 from dockline.errors import ObjectGoneError, PermanentError, TransientError
 from dockline.local.db import Database, translate
+from dockline.local.handover import HandOver
 from dockline.local.names import from_printable, name_problems, printable, refused_version
 from dockline.local.store import LOCAL_BUCKET, FolderStore, ref_for, special_version, unread_version
 from dockline.local.walk import Found, walk_folders
@@ -68,6 +70,8 @@ def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds
     never opened and given no ref; only the rest are judged, hashed and looked up.
     """
     now = time.time()
+    handover = store.handover
+    handover.start()  # what the last scan kept and nobody read goes now
     ready: list[ObjectRef] = []
     unsettled: list[str] = []
     known = _known(db)
@@ -102,7 +106,7 @@ def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds
             if not stat.S_ISREG(st.st_mode):
                 looked_up.append(ref_for(root, key, st, special_version(st)))
                 continue
-            judged = _judge_new(store, found, now=now, settle_seconds=settle_seconds)
+            judged = _judge_new(store, found, now=now, settle_seconds=settle_seconds, handover=handover)
             if judged is None:
                 continue  # vanished, or an error the next scan retries
             if isinstance(judged, str):
@@ -118,6 +122,8 @@ def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds
     record_ignored(db, settings, ignored)
     todo = ready + _not_settled(db, looked_up)
     todo.sort(key=lambda r: (r.sequencer or "", r.key))
+    if len(handover):  # bytes of versions the ledger already settled are nobody's to read
+        handover.keep_only((ref.key, ref.version) for ref in todo)
     return ScanResult(ready=todo, unsettled=unsettled, ignored=len(ignored))
 
 
@@ -131,7 +137,11 @@ _KNOWN = (
     "SELECT s.key, s.size, s.ctime_ns, s.inode, CASE WHEN f.id IS NULL THEN s.version END FROM seen s"  # noqa: S608
     f" LEFT JOIN files f ON f.bucket = ? AND f.key = s.key AND f.version = s.version AND {_SETTLED}"
 )
-_IS_SETTLED = f"SELECT 1 FROM files f WHERE f.bucket = ? AND f.key = ? AND f.version = ? AND {_SETTLED}"  # noqa: S608
+_SETTLED_AMONG = (  # {rows}: "(?, ?)" per (key, version) asked about; only placeholders are spliced in
+    "SELECT f.key, f.version FROM (VALUES {rows}) v JOIN files f"  # noqa: S608
+    f" ON f.bucket = ? AND f.key = v.column1 AND f.version = v.column2 WHERE {_SETTLED}"
+)
+_ASKED_AT_ONCE = 250  # (key, version) pairs per query: 500 parameters, under every SQLite's limit
 
 
 def _known(db: Database) -> dict[str, tuple[int, int, int, str | None]]:
@@ -149,15 +159,22 @@ def _known(db: Database) -> dict[str, tuple[int, int, int, str | None]]:
 
 
 def _not_settled(db: Database, refs: list[ObjectRef]) -> list[ObjectRef]:
-    """The refs whose version the ledger has not settled: one indexed look-up each (these
-    are the new and changed files, so the cost follows what changed, not the history)."""
+    """The refs whose version the ledger has not settled. These are the new and changed
+    files, so the cost follows what changed, not the history: one query per 250 of them
+    (an index probe each), not one per file."""
     if not refs:
         return []
+    settled: set[tuple[str, str]] = set()
     conn = db.connection()
     try:
-        return [ref for ref in refs if conn.execute(_IS_SETTLED, (ref.bucket, ref.key, ref.version)).fetchone() is None]
+        for start in range(0, len(refs), _ASKED_AT_ONCE):
+            chunk = refs[start : start + _ASKED_AT_ONCE]
+            asked = [part for ref in chunk for part in (ref.key, ref.version)]
+            sql = _SETTLED_AMONG.format(rows=",".join(["(?, ?)"] * len(chunk)))
+            settled.update(conn.execute(sql, [*asked, LOCAL_BUCKET]))
     except sqlite3.Error as exc:
         raise translate(exc) from exc
+    return [ref for ref in refs if (ref.key, ref.version) not in settled]
 
 
 def record_ignored(db: Database, settings: Settings, keys: list[str]) -> None:
@@ -180,9 +197,10 @@ def record_ignored(db: Database, settings: Settings, keys: list[str]) -> None:
 
 
 def _judge_new(
-    store: FolderStore, found: Found, *, now: float, settle_seconds: float
+    store: FolderStore, found: Found, *, now: float, settle_seconds: float, handover: HandOver
 ) -> tuple[os.stat_result, str] | str | None:
-    """(stat, version) of a file not hashed before; "unsettled" if it is being written."""
+    """(stat, version) of a file not hashed before; "unsettled" if it is being written.
+    A small file's bytes go to ``handover``, for its reader: this read is its only one."""
     key, st = found.key, found.st
     try:
         # The reader's own way in, from the folder the walk holds open (same O_NOFOLLOW chain).
@@ -201,7 +219,12 @@ def _judge_new(
             return "unsettled"
         if store.too_big(opened):
             return opened, unread_version(opened)  # never read more than the limit, not even to hash
-        return opened, _sha256(fd)
+        if not handover.wants(opened.st_size):
+            return opened, _sha256(fd)
+        data = _read_all(fd, opened.st_size)
+        version = hashlib.sha256(data).hexdigest()
+        handover.offer(key, version, opened, data)
+        return opened, version
     except OSError:
         return None  # a read error now (EIO): the next scan tries again
     finally:
@@ -267,6 +290,20 @@ def current_ref(store: FolderStore, key: str) -> ObjectRef | None:
     finally:
         os.close(fd)
     return ref_for(store.root, key, st, version)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Every byte to the end. ``size`` is the fstat's: asking for one byte more, a short
+    read is the end of a regular file, so a small file costs one read, not two. A file
+    that grew or shrank meanwhile is read on to the end (its stat then no longer matches
+    and its reader reads it again)."""
+    first = os.read(fd, size + 1)
+    if len(first) == size:
+        return first
+    chunks = [first]
+    while chunk := os.read(fd, _CHUNK):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _sha256(fd: int) -> str:

@@ -3,9 +3,11 @@
 Only regular files inside the folder are ever read, and there is one way in:
 ``open_regular`` walks to the file one folder at a time with ``O_NOFOLLOW`` and opens
 it without blocking, so no link is followed at any depth and a FIFO never hangs a
-reader. The scan hashes through it too. ``put`` writes the same way, through folder
-descriptors, into a dot-named temporary file beside the target (scans skip dot
-names), then renames it into place. Nothing here changes or deletes a user's file.
+reader. The scan hashes through it too, and hands a small file's bytes over to ``open``
+(local/handover.py), so a small file is opened and read once. ``put`` writes the same
+way, through folder descriptors, into a dot-named temporary file beside the target
+(scans skip dot names), then renames it into place. Nothing here changes or deletes a
+user's file.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from dockline.decode import HashedBytes
 from dockline.errors import DocklineError, ObjectGoneError, PermanentError, TransientError, UsageError
+from dockline.local.handover import HandOver, still_same
 from dockline.local.names import check_key, refusal
 from dockline.models import ObjectRef
 from dockline.pipeline import iso
@@ -58,9 +62,12 @@ def unread_version(st: os.stat_result) -> str:
 class FolderStore(ObjectStore):
     """``max_object_bytes`` refuses bigger files by their size, before reading a byte."""
 
-    def __init__(self, root: Path, *, max_object_bytes: int | None = None) -> None:
+    def __init__(self, root: Path, *, max_object_bytes: int | None = None, handover: HandOver | None = None) -> None:
         self.root = root
         self.max_object_bytes = max_object_bytes
+        # What the scan read of small new files, for ``open`` to serve (see local/handover.py).
+        self.handover = handover or HandOver()
+        self._prefix = f"{root}{os.sep}"
 
     def too_big(self, st: os.stat_result) -> bool:
         return self.max_object_bytes is not None and st.st_size > self.max_object_bytes
@@ -70,11 +77,20 @@ class FolderStore(ObjectStore):
 
     @contextmanager
     def open(self, ref: ObjectRef) -> Iterator[BinaryIO]:
-        """Raises PermanentError for what cannot be read (with the reason), ObjectGoneError
-        for a file that is gone, TransientError for other OS errors."""
+        """The bytes of ``ref``: those the scan read for this very version when it kept them
+        and the file is unchanged, else read from the disk. Raises PermanentError for what
+        cannot be read (with the reason), ObjectGoneError for a file that is gone,
+        TransientError for other OS errors."""
         refused = refusal(ref.version)
         if refused is not None:  # the scan found the name (or its folder) unusable
             raise PermanentError(refused)
+        kept = self.handover.take(ref.key, ref.version)
+        # The scan read these bytes for this very version through the no-follow descriptor,
+        # and the file is still that file, unchanged: no second open, no second hash (the
+        # key was checked by the scan: it made the ref). Anything else reads the disk as before.
+        if kept is not None and still_same(self._prefix + ref.key, kept):
+            yield HashedBytes(kept.data, sha256=kept.version)
+            return
         fd, st = self.open_regular(ref.key)
         if self.too_big(st):
             os.close(fd)
