@@ -314,6 +314,7 @@ def test_item4_kill_9_during_the_move_leaves_the_old_table_and_readers_keep_read
     db = data_dir / "dockline.db"
     fill_old_ledger(db, 20_000)
     before = all_items(db)
+    old_size = db_bytes(db)
     files_before = _procs_json(data_dir, "files", "list", "--all")
     # WHEN this code starts on it and is stopped mid-move (it says so on stderr first)
     proc = _procs.dockline(data_dir, "run", "--once", "--quiet", config=config)
@@ -351,6 +352,9 @@ def test_item4_kill_9_during_the_move_leaves_the_old_table_and_readers_keep_read
     assert all_items(db) == before
     assert overflow_pages(db, "items")[0] == 0
     assert _procs_json(data_dir, "files", "list", "--all") == files_before
+    # and the old table's pages went back to the disk: a quarter of the size, no free pages left
+    assert _procs.peek(data_dir, "PRAGMA freelist_count") == [(0,)]
+    assert db_bytes(db) * 3 < old_size, f"{db_bytes(db):,} B after the move, {old_size:,} B before"
     # and a later open says nothing (there is nothing left to move)
     quiet = _procs.run(data_dir, "run", "--once", "--quiet", config=config)
     assert quiet.returncode == 0 and "compact layout" not in quiet.stderr, quiet.stderr
@@ -379,7 +383,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def test_item4_too_little_free_disk_keeps_the_old_layout_working_until_there_is_room(
     old_src: Path, small_disk: Path, tmp_path: Path
 ) -> None:
-    # GIVEN an old data dir of ~6 MB on a 16 MB disk: the copy would not fit beside it
+    # GIVEN an old data dir of ~6 MB on a 16 MB disk: the copy and the VACUUM may need 18 MB
     data_dir = small_disk / "data"
     config = _procs.write_config(tmp_path / "dockline.toml")
     drop_orders(data_dir, 0, 20)
