@@ -40,6 +40,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -136,6 +137,7 @@ def bench_small(work: Path, files: int, repeat: int) -> list[tuple[str, str, str
         seconds, _ = run_measured(dockline_argv(data_dir, config, "run", "--once", "--quiet", "--workers", "1"))
         ours.append(files / seconds)
         sizes["dockline"] = db_bytes(data_dir / "dockline.db")
+        tables = db_tables(data_dir / "dockline.db")
         shutil.rmtree(data_dir)
     return [
         (
@@ -151,6 +153,7 @@ def bench_small(work: Path, files: int, repeat: int) -> list[tuple[str, str, str
             f"plain loop: {sizes['NORMAL'] / 1e6:,.1f} MB",
             f"{sizes['dockline'] / sizes['NORMAL']:.2f}x",
         ),
+        ("    by table (with its indexes)", tables, "", ""),
     ]
 
 
@@ -165,6 +168,21 @@ def linked(source: Path, folder: Path) -> None:
 def db_bytes(db: Path) -> int:
     """A SQLite database's size on disk, its WAL included."""
     return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
+
+
+def db_tables(db: Path) -> str:
+    """Where a SQLite file's pages go, by table with its indexes (SQLite's dbstat), in MB."""
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute(
+            "SELECT m.tbl_name, sum(s.pgsize) FROM dbstat s JOIN sqlite_master m ON m.name = s.name"
+            " GROUP BY m.tbl_name ORDER BY 2 DESC"
+        ).fetchall()
+    finally:
+        conn.close()
+    shown = [f"{name} {size / 1e6:.1f}" for name, size in rows if size >= 50_000]
+    rest = sum(size for _, size in rows if size < 50_000)
+    return ", ".join([*shown, f"other {rest / 1e6:.1f}"]) + " MB"
 
 
 def dockline_argv(data_dir: Path, config: Path | None, *argv: str) -> list[str]:
@@ -232,6 +250,7 @@ def bench_ndjson(work: Path, records: int) -> list[tuple[str, str, str, str]]:
         [PY, "-m", "dockline", "--data-dir", str(data_dir), "--config", str(config), "run", "--once", "--quiet"]
     )
     ours, raw = records / seconds, records / raw_seconds
+    ours_db, raw_db = db_bytes(data_dir / "dockline.db"), db_bytes(work / "raw-ndjson.db")
     return [
         (
             f"NDJSON: {records:,} records, {mb:,.0f} MB, run --once",
@@ -240,6 +259,13 @@ def bench_ndjson(work: Path, records: int) -> list[tuple[str, str, str, str]]:
             f"{ours / raw:.2f}x",
         ),
         ("  peak RSS", f"{rss} MB", f"{raw_rss} MB", ""),
+        (
+            "  database on disk",
+            f"{ours_db / 1e6:,.0f} MB",
+            f"{raw_db / 1e6:,.0f} MB",
+            f"{ours_db / raw_db:.2f}x",
+        ),
+        ("    by table (with its indexes)", db_tables(data_dir / "dockline.db"), "", ""),
     ]
 
 

@@ -168,8 +168,8 @@ _PAGE_BY_PK = 10_000
 
 def item_rows(db: Database, where: Filter = Filter(), *, order: str = "newest") -> Iterator[sqlite3.Row]:
     """Ledger rows matching ``where``. ``order``: ``newest`` (processed last first),
-    ``oldest``, or ``pk`` (the table's own order: no sort at all, the cheapest for a full
-    export). A pk prefix is read as a range of the primary key."""
+    ``oldest``, or ``pk`` (the pk index's order: no sort at all, the cheapest for a full
+    export). A pk prefix is read as a range of the pk index."""
     filtered, params = _item_where(db, where)
     ordered = {
         "newest": " ORDER BY i.processed_at DESC, i.pk DESC",
