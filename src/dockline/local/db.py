@@ -504,6 +504,14 @@ class Database:
         thread whose earlier unit was lost with its chain), LockWaitError (another process
         held the lock too long), DocklineError for other sqlite errors; rolled back on error.
         """
+        if getattr(self._local, "inside", False):
+            # A unit inside this thread's open unit (the core's batch): part of it, kept or
+            # rolled back with it; it only translates errors.
+            try:
+                yield self._writer_conn()
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+            return
         seen = self._trouble_gen
         callbacks: list[Callable[[], object]] = []
         with self._write_lock:
@@ -524,13 +532,16 @@ class Database:
                 conn.execute("SAVEPOINT unit")
             except sqlite3.Error as exc:
                 raise self._lose_chain(translate(exc)) from exc
+            self._local.inside = True
             try:
                 yield conn
             except BaseException as exc:
+                self._local.inside = False
                 error = self._unit_failed(conn, exc, mark)
                 if error is exc:
                     raise
                 raise error from exc
+            self._local.inside = False
             try:
                 conn.execute("RELEASE unit")
             except sqlite3.Error as exc:
