@@ -30,6 +30,7 @@ from dockline.decode import RecordStream
 from dockline.errors import BusyError, DocklineError, PermanentError, TransientError
 from dockline.models import ConflictPolicy, DeadLetter, ObjectRef, Outcome, Record, Status
 from dockline.pipeline import Pipeline, _Tally, notification_for, outcome_of_error
+from dockline.ports import Unclaimed
 
 log = logging.getLogger("dockline.batch")
 
@@ -41,7 +42,7 @@ class Resume:
     prior: Outcome | None = None
 
 
-BatchStep = Outcome | Resume | Exception
+BatchStep = Outcome | Resume | Unclaimed | Exception
 
 
 @dataclass(slots=True)
@@ -53,8 +54,8 @@ class _Read:
 
 def process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Sequence[int]) -> list[BatchStep]:
     """A step per ref, in order: its settled Outcome (notified), ``Resume`` (claimed; finish
-    it with ``Pipeline.resume``), or the error to treat it by (BusyError, a bug in its read,
-    the storage refusing the batch).
+    it with ``Pipeline.resume``), ``Unclaimed`` (run it on its own), or the error to treat
+    it by (BusyError, a bug in its read, the storage refusing the batch).
 
     Raises what ``begin_batch`` raised when the claim failed: then no ref is claimed.
     """
@@ -65,8 +66,8 @@ def process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Seque
     settled: dict[int, Outcome] = {}  # decided without items: failed or superseded on reading
     read: list[_Read] = []
     for index, (ref, claim) in enumerate(zip(refs, claims, strict=True)):
-        if isinstance(claim, BusyError):
-            steps[index] = claim
+        if isinstance(claim, (BusyError, Unclaimed)):
+            steps[index] = claim  # held elsewhere; or left to the per-file path whole
         elif claim is not None or ledger.reprocessing(ref):
             steps[index] = Resume(claim)  # its outbox, or a reprocess's run: the per-file path
         else:

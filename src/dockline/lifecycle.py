@@ -25,6 +25,7 @@ from dockline.batch import Resume, process_batch
 from dockline.errors import BusyError, DocklineError, OutboxPendingError, PermanentError, TransientError
 from dockline.models import ObjectRef, Outcome
 from dockline.pipeline import Pipeline
+from dockline.ports import Unclaimed
 
 log = logging.getLogger("dockline.lifecycle")
 
@@ -81,6 +82,8 @@ class Lifecycle:
         for work, step in zip(works, steps, strict=True):
             if isinstance(step, Outcome):
                 results.append(Result(work, Step.SETTLED, step))
+            elif isinstance(step, Unclaimed):
+                results.append(self.run(work))
             elif isinstance(step, Resume):
                 resume = partial(self.pipeline.resume, work.ref, step.prior, attempt=work.attempt)
                 results.append(self._run(work, resume))

@@ -50,6 +50,13 @@ from dockline.errors import BusyError, DocklineError
 from dockline.models import ConflictPolicy, DeadLetter, Notification, ObjectRef, Outcome, Record, WriteReport
 
 
+class Unclaimed:
+    """``Ledger.begin_batch`` left this version alone: take it on its own, with ``begin``."""
+
+
+Claim = Outcome | BusyError | Unclaimed | None  # what begin_batch says of one version
+
+
 class ObjectStore(ABC):
     """Reads object versions as binary streams."""
 
@@ -94,10 +101,12 @@ class Ledger(ABC):
     def mark_notified(self, outcome: Outcome) -> None:
         """Record that the notification for ``outcome`` was published."""
 
-    def begin_batch(self, refs: Sequence[ObjectRef], *, now: str) -> list[Outcome | BusyError | None]:
+    def begin_batch(self, refs: Sequence[ObjectRef], *, now: str) -> list[Claim]:
         """``begin`` for each ref, in order; a BusyError is returned in its place, not
-        raised. Raises TransientError (then no ref is claimed where the backend is atomic)."""
-        claims: list[Outcome | BusyError | None] = []
+        raised. A backend may leave a version unclaimed (``Unclaimed``: one a reprocess
+        reopened, whose run is long), for the caller to take on its own with ``begin``.
+        Raises TransientError (then no ref is claimed where the backend is atomic)."""
+        claims: list[Claim] = []
         for ref in refs:
             try:
                 claims.append(self.begin(ref, now=now))

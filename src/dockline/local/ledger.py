@@ -24,6 +24,7 @@ from dockline.ledger import Existing, LedgerBase, Verdict, Verdicts, judge
 from dockline.local import counters
 from dockline.local.db import Database
 from dockline.models import BadRecord, ConflictPolicy, ObjectRef, Outcome, Record, Status
+from dockline.ports import Claim, Unclaimed
 from dockline.routes import DEFAULT_ROUTE
 
 _HOST = socket.gethostname()
@@ -128,17 +129,23 @@ class SQLiteLedger(LedgerBase):
             conn.execute(_CLAIM, self._claim_params(ref, now, time.time() + self.lease_seconds))
         return None
 
-    def begin_batch(self, refs: Sequence[ObjectRef], *, now: str) -> list[Outcome | BusyError | None]:
+    def begin_batch(self, refs: Sequence[ObjectRef], *, now: str) -> list[Claim]:
         """``begin`` for many versions: one query for their rows, one statement claims those
-        to run; the same decision per version as ``begin`` (``_prior``)."""
-        claims: list[Outcome | BusyError | None] = []
+        to run; the same decision per version as ``begin`` (``_prior``). A version a
+        reprocess reopened is left unclaimed: its run is a long one, and leased with a
+        batch it would sit held while the others run (another process could take it)."""
+        claims: list[Claim] = []
         until = time.time() + self.lease_seconds
         with self.db.transaction() as conn:
             rows = _rows(conn, _STATE_COLUMNS, refs)
             fresh = []
             for ref in refs:
+                row = rows.get(_id(ref))
+                if row is not None and row[12] and not Status(str(row[0])).is_final:
+                    claims.append(Unclaimed())
+                    continue
                 try:
-                    prior = self._prior(conn, ref, rows.get(_id(ref)))
+                    prior = self._prior(conn, ref, row)
                 except BusyError as exc:
                     claims.append(exc)
                     continue
