@@ -10,7 +10,8 @@ The lifecycle owns the decisions every engine used to make on its own: when to g
 already recorded (its outbox sends the notification later), and that a bug in one file
 never stops the others. An engine only maps the three results to its way of
 acknowledging: a count and a line (local), ``batchItemFailures`` or a raised error
-(Lambda).
+(Lambda). ``run_batch`` takes many small files at once (``dockline.batch``) and gives each
+the result ``run`` would: the same mapping of errors to results serves both (``_run``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
     begin (claim) -> read + decode (streaming) -> write records in batches
       -> settle (final state, outbox) -> dead letter (failed) -> notify -> mark notified
 
-Pure orchestration over the ports: no boto3, no sqlite3, no clock of its own.
+Pure orchestration over the ports: no boto3, no sqlite3, no clock of its own. Many small
+files take the same steps in batches (``dockline.batch``), one statement per step.
 """
 
 from __future__ import annotations

@@ -327,3 +327,23 @@ def test_item1_batches_keep_order_split_by_size_and_share_the_files_among_worker
     # two workers: two batches of five
     assert batches(small, workers=2) == [small[:5], small[5:]]
     assert batches([], workers=3) == []
+
+
+def test_item1_a_unit_inside_a_unit_is_kept_or_rolled_back_with_it(engine: LocalEngine) -> None:
+    # GIVEN the engine's database, and a unit that opens another inside it (as the batch does)
+    db = engine.db
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO dead_letters VALUES ('kept', 'b', 'k', 'v', 'r', 1, 't')")
+    # WHEN the outer unit fails after the inner one finished
+    with contextlib.suppress(RuntimeError), db.transaction() as outer:
+        outer.execute("INSERT INTO dead_letters VALUES ('outer', 'b', 'k', 'v', 'r', 1, 't')")
+        with db.transaction() as inner:
+            inner.execute("INSERT INTO dead_letters VALUES ('inner', 'b', 'k', 'v', 'r', 1, 't')")
+        raise RuntimeError("the batch failed")
+    # THEN neither is there; WHEN the outer unit ends well THEN both are
+    assert [r["id"] for r in db.query("SELECT id FROM dead_letters")] == ["kept"]
+    with db.transaction() as outer:
+        outer.execute("INSERT INTO dead_letters VALUES ('outer', 'b', 'k', 'v', 'r', 1, 't')")
+        with db.transaction() as inner:
+            inner.execute("INSERT INTO dead_letters VALUES ('inner', 'b', 'k', 'v', 'r', 1, 't')")
+    assert sorted(r["id"] for r in db.query("SELECT id FROM dead_letters")) == ["inner", "kept", "outer"]

@@ -503,6 +503,8 @@ class Database:
         after that fsync. Raises StorageError (disk full/failing; also at the next unit of a
         thread whose earlier unit was lost with its chain), LockWaitError (another process
         held the lock too long), DocklineError for other sqlite errors; rolled back on error.
+        A unit opened inside another on the same thread joins it (the core's batch, which
+        settles many files in one unit): kept or rolled back with it.
         """
         if getattr(self._local, "inside", False):
             # A unit inside this thread's open unit (the core's batch): part of it, kept or
