@@ -31,6 +31,7 @@ from dockline.errors import BusyError, DocklineError, PermanentError, TransientE
 from dockline.models import ConflictPolicy, DeadLetter, ObjectRef, Outcome, Record, Status
 from dockline.pipeline import Pipeline, _Tally, notification_for, outcome_of_error
 from dockline.ports import Unclaimed
+from dockline.routes import Route
 
 log = logging.getLogger("dockline.batch")
 
@@ -64,6 +65,8 @@ def process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Seque
     claims = pipeline.retry.call(lambda: ledger.begin_batch(refs, now=now))
     steps: list[BatchStep] = [Resume()] * len(refs)
     settled: dict[int, Outcome] = {}  # decided without items: failed or superseded on reading
+    table = pipeline.settings.table
+    routes: dict[int, Route] = {}
     read: list[_Read] = []
     for index, (ref, claim) in enumerate(zip(refs, claims, strict=True)):
         if isinstance(claim, (BusyError, Unclaimed)):
@@ -71,10 +74,12 @@ def process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Seque
         elif claim is not None or ledger.reprocessing(ref):
             steps[index] = Resume(claim)  # its outbox, or a reprocess's run: the per-file path
         else:
+            # The key decides the route, once per file: for the decode and the notification.
+            route = routes[index] = table.route_or_fallback(ref.key)
             try:
                 # The retry budget of the per-file path's read; when it runs out, the
                 # lifecycle gives up on this file as on any other.
-                stream, records = pipeline.retry.call(lambda ref=ref: _decode(pipeline, ref, now))  # type: ignore[misc]
+                stream, records = pipeline.retry.call(lambda ref=ref, route=route: _decode(pipeline, ref, route, now))  # type: ignore[misc]
             except PermanentError as exc:  # a bad file fails alone
                 settled[index] = outcome_of_error(ref, exc, attempts[index], notified=True)
             except Exception as exc:  # noqa: BLE001 -- out of retries, or a bug: that file only (the lifecycle says which)
@@ -85,7 +90,8 @@ def process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Seque
         with pipeline.unit():
             outcomes = _write(pipeline, refs, attempts, read, now)
             outcomes.update(settled)
-            _settle(pipeline, [outcomes[i] for i in sorted(outcomes)], now)
+            order = sorted(outcomes)
+            _settle(pipeline, [outcomes[i] for i in order], [routes[i].name for i in order], now)
     except DocklineError as exc:
         if isinstance(exc, (TransientError, PermanentError)):
             return steps  # each such file again on its own (Resume): it decides per file
@@ -100,7 +106,7 @@ def process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Seque
     return steps
 
 
-def _decode(pipeline: Pipeline, ref: ObjectRef, now: str) -> tuple[RecordStream, list[Record]]:
+def _decode(pipeline: Pipeline, ref: ObjectRef, route: Route, now: str) -> tuple[RecordStream, list[Record]]:
     """Read and decode all of a small file (``Pipeline._ingest`` without the writes)."""
     with pipeline.store.open(ref) as body:
         stream = RecordStream(
@@ -110,6 +116,7 @@ def _decode(pipeline: Pipeline, ref: ObjectRef, now: str) -> tuple[RecordStream,
             expected_sha256=pipeline.store.content_sha256(ref),
             ref=ref,
             received_at=ref.event_time or now,
+            route=route,
         )
         return stream, list(stream.records())
 
@@ -132,23 +139,23 @@ def _write(
     return outcomes
 
 
-def _settle(pipeline: Pipeline, outcomes: list[Outcome], now: str) -> None:
-    """``Pipeline._finish`` for many: settle, clear old letters, dead-letter, notify, close the outbox."""
+def _settle(pipeline: Pipeline, outcomes: list[Outcome], routes: list[str], now: str) -> None:
+    """``Pipeline._finish`` for many: settle, clear old letters, dead-letter, notify, close the
+    outbox. ``routes``: each file's route name, for its notification."""
     ledger, retry, letters = pipeline.ledger, pipeline.retry, pipeline.dead_letters
     owed = retry.call(lambda: ledger.settle_batch(outcomes, now=now))
     if letters is not None:
         fine = [o.ref for o in outcomes if o.status in (Status.PROCESSED, Status.DUPLICATE)]
         if fine:
             retry.call(lambda: letters.resolve_batch(fine))
-    due = [o for o, w in zip(outcomes, owed, strict=True) if w]
+    due = [(o, route) for o, route, w in zip(outcomes, routes, owed, strict=True) if w]
     if not due:
         return
     if letters is not None:
-        for o in due:
+        for o, _ in due:
             if o.status is Status.FAILED:
                 letter = DeadLetter(o.ref.identity, o.ref, o.error or "failed", o.attempts, now)
                 retry.call(lambda letter=letter: letters.send(letter))  # type: ignore[misc]
-    routes = pipeline.settings.table
-    notifications = [notification_for(o, route=routes.route_or_fallback(o.ref.key).name) for o in due]
+    notifications = [notification_for(o, route=route) for o, route in due]
     retry.call(lambda: pipeline.notifier.publish_batch(notifications))
-    retry.call(lambda: ledger.mark_notified_batch(due))
+    retry.call(lambda: ledger.mark_notified_batch([o for o, _ in due]))
