@@ -60,7 +60,7 @@ def process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Seque
 
     Raises what ``begin_batch`` raised when the claim failed: then no ref is claimed.
     """
-    now = pipeline.now()  # one timestamp for the batch
+    now = pipeline.now()  # two timestamps a batch: its claim (and reads), and its settling
     ledger = pipeline.ledger
     claims = pipeline.retry.call(lambda: ledger.begin_batch(refs, now=now))
     steps: list[BatchStep] = [Resume()] * len(refs)
@@ -86,6 +86,9 @@ def process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Seque
                 steps[index] = exc
             else:
                 read.append(_Read(index, stream, records))
+    # Each file's duration (claimed -> settled, the metrics' histogram) is its batch's: the
+    # time it really waited; one timestamp for all would make them all zero.
+    now = pipeline.now()
     try:
         with pipeline.unit():
             outcomes = _write(pipeline, refs, attempts, read, now)
