@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -347,3 +348,58 @@ def test_item1_a_unit_inside_a_unit_is_kept_or_rolled_back_with_it(engine: Local
         with db.transaction() as inner:
             inner.execute("INSERT INTO dead_letters VALUES ('inner', 'b', 'k', 'v', 'r', 1, 't')")
     assert sorted(r["id"] for r in db.query("SELECT id FROM dead_letters")) == ["inner", "kept", "outer"]
+
+
+RELEASE_MID_BATCH = """
+import os, sys, threading, time
+from contextlib import contextmanager
+from pathlib import Path
+from dockline.config import LocalSettings, Settings
+from dockline.local.engine import LocalEngine
+
+engine = LocalEngine(Path(sys.argv[1]), Settings(local=LocalSettings(settle_seconds=0.0)))
+inner = engine.pipeline.store
+read = threading.Event()
+
+class SlowStore:  # each read takes a while, so the batch is still running when we stop
+    def __getattr__(self, name):
+        return getattr(inner, name)
+
+    @contextmanager
+    def open(self, ref):
+        read.set()
+        time.sleep(0.05)
+        with inner.open(ref) as body:
+            yield body
+
+engine.pipeline.store = SlowStore()
+threading.Thread(target=lambda: engine.run_once(workers=1), daemon=True).start()
+read.wait(30)
+print(engine.in_flight(), engine.release_in_flight(), flush=True)
+os._exit(0)
+"""
+
+
+def test_item1_release_in_flight_releases_every_file_of_a_running_batch(tmp_path: Path) -> None:
+    # GIVEN 40 small files (one batch) and a process whose reads are slow
+    data_dir = tmp_path / "data"
+    keys = _put_orders(data_dir, 40)
+    # WHEN it stops (as SIGTERM's handler does) while the batch is being read
+    done = subprocess.run(
+        [sys.executable, "-c", RELEASE_MID_BATCH, str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # THEN every file of the batch was in flight and released: claimed, none leased any more
+    assert done.stdout.split() == ["40", "40"], done.stdout
+    claimed = "SELECT count(*) FROM files WHERE status = 'processing'"
+    assert peek(data_dir, claimed)[0][0] == 40
+    assert peek(data_dir, claimed + " AND lease_owner IS NOT NULL")[0][0] == 0
+    # AND the next run takes them at once and settles each once
+    config = _config(tmp_path / "dockline.toml", lease_seconds=3600)
+    again = run(data_dir, "run", "--once", "--quiet", config=config)
+    assert again.returncode == 0, again.stderr
+    assert_each_once(data_dir, keys)
