@@ -214,9 +214,9 @@ def _deliveries_once(data_dir: Path, keys: list[str]) -> None:
 
 @pytest.mark.slow
 def test_item1_kill_9_in_the_middle_of_batches_then_a_rerun_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    # GIVEN 3,000 small files and a webhook subscription (no receiver: deliveries stay pending)
+    # GIVEN 5,000 small files and a webhook subscription (no receiver: deliveries stay pending)
     data_dir = tmp_path / "data"
-    keys = _put_orders(data_dir, 3000)
+    keys = _put_orders(data_dir, 5000)  # enough that a poll every 0.1 s lands mid-run
     config = _config(tmp_path / "dockline.toml", hook="http://127.0.0.1:9/hook")
     done = 0
     for round_ in range(2):
