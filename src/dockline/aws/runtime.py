@@ -45,6 +45,7 @@ NO_REGION = "no AWS region set; set AWS_REGION (or AWS_DEFAULT_REGION, or a regi
 _VENDORED_FOR_SCHEMAS = ("jsonschema", "jsonschema_specifications", "referencing", "rpds", "attrs", "attr")
 
 
+
 def client_config() -> Config:
     """Standard retry mode (throttling and 5xx retried with backoff by botocore first),
     and timeouts short enough to leave a 60 s function time to retry.

@@ -70,7 +70,9 @@ def console_command(
     console.file.flush()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(source, token=token, loopback=loopback, extra=[metrics_route(source.data_dir, source.settings)]),
+            create_app(
+                source, token=token, loopback=loopback, extra=[metrics_route(source.data_dir, source.settings)]
+            ),
             log_level="warning",
             access_log=False,
             lifespan="off",

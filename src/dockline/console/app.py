@@ -140,7 +140,9 @@ async def _json_body(request: Request) -> Any:
         return None
 
 
-def create_app(source: DataSource, *, token: str | None, loopback: bool, extra: Sequence[BaseRoute] = ()) -> Starlette:
+def create_app(
+    source: DataSource, *, token: str | None, loopback: bool, extra: Sequence[BaseRoute] = ()
+) -> Starlette:
     """The console over ``source``. ``token``: asked on every request when set (see
     ``access``); ``loopback``: served on a loopback address only. ``extra``: more routes."""
     return Starlette(

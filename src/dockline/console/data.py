@@ -103,7 +103,9 @@ def deliveries(engine: LocalEngine) -> dict[str, Any]:
     """The newest notifications and each one's deliveries. ``SELECT *`` on deliveries: a
     data dir no writer has opened since an upgrade may lack the schedule's columns."""
     db = engine.db
-    notes = db.query("SELECT id, subject, message, published_at FROM notifications ORDER BY id DESC LIMIT ?", (PAGE,))
+    notes = db.query(
+        "SELECT id, subject, message, published_at FROM notifications ORDER BY id DESC LIMIT ?", (PAGE,)
+    )
     ids = [int(n["id"]) for n in notes]
     by_note: dict[int, list[dict[str, Any]]] = {nid: [] for nid in ids}
     if ids:

@@ -326,7 +326,9 @@ class LedgerWatch:
             if version == self._version and not self._alert:
                 return False
             self._version = version
-            self._alert = conn.execute(_LEDGER_HAS_WORK).fetchone() is not None
+            self._alert = (
+                conn.execute(_LEDGER_HAS_WORK).fetchone() is not None
+            )
         except sqlite3.Error:
             return True  # cannot tell: a scan will say what is wrong
         return self._alert
