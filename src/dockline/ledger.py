@@ -90,20 +90,57 @@ class LedgerBase(Ledger):
 
         Raises TransientError, and PermanentError for a record the backend cannot store.
         """
-        pks = [r.pk for r in records]
-        if len(set(pks)) == len(pks):  # no id twice in this batch: the common case
-            return _report(records, self._store(ref, records, policy, now))
-        unique, repeats = _first_of_each(ref, records, policy)
-        stored = self._store(ref, list(unique.values()), policy, now)
-        by_pk = dict(zip(unique, stored or [(Verdict.WRITTEN, "")] * len(unique), strict=True))
-        verdicts = [repeats.get(i) or by_pk[r.pk] for i, r in enumerate(records)]
-        return _report(records, verdicts)
+        repeated = _repeats(ref, records, policy)
+        stored = self._store(ref, records if repeated is None else list(repeated[0].values()), policy, now)
+        return _assemble(records, repeated, stored)
+
+    def write_batch(
+        self, batch: Sequence[tuple[ObjectRef, Sequence[Record], ConflictPolicy]], *, now: str
+    ) -> list[WriteReport]:
+        """``write`` for many files at once, through ``_store_batch``: the same rule per
+        record, each record judged against the files before it in the batch."""
+        repeats = [_repeats(ref, records, policy) for ref, records, policy in batch]
+        stored = self._store_batch(
+            [
+                (ref, records if rep is None else list(rep[0].values()), policy)
+                for (ref, records, policy), rep in zip(batch, repeats, strict=True)
+            ],
+            now,
+        )
+        return [
+            _assemble(records, rep, verdicts)
+            for (_, records, _), rep, verdicts in zip(batch, repeats, stored, strict=True)
+        ]
 
     @abstractmethod
     def _store(self, ref: ObjectRef, records: Sequence[Record], policy: ConflictPolicy, now: str) -> Verdicts:
         """Insert records whose pks are distinct; judge each pk already taken with
         ``judge`` and carry out a REPLACE (conditionally: judge again if the item changed
         meanwhile). Returns a verdict per record (never REPLACE), or None if all written."""
+
+    def _store_batch(
+        self, batch: Sequence[tuple[ObjectRef, Sequence[Record], ConflictPolicy]], now: str
+    ) -> list[Verdicts]:
+        """``_store`` for each file, in order (a backend may do it in fewer statements, with
+        the same verdicts: a file's records judged after the files before it were stored)."""
+        return [self._store(ref, records, policy, now) for ref, records, policy in batch]
+
+
+_Repeats = tuple[dict[str, Record], dict[int, tuple[Verdict, str]]] | None
+
+
+def _repeats(ref: ObjectRef, records: Sequence[Record], policy: ConflictPolicy) -> _Repeats:
+    """None when no id is twice in ``records`` (the common case), else ``_first_of_each``."""
+    pks = {r.pk for r in records}
+    return None if len(pks) == len(records) else _first_of_each(ref, records, policy)
+
+
+def _assemble(records: Sequence[Record], repeated: _Repeats, stored: Verdicts) -> WriteReport:
+    if repeated is None:
+        return _report(records, stored)
+    unique, repeats = repeated
+    by_pk = dict(zip(unique, stored or [(Verdict.WRITTEN, "")] * len(unique), strict=True))
+    return _report(records, [repeats.get(i) or by_pk[r.pk] for i, r in enumerate(records)])
 
 
 def _first_of_each(

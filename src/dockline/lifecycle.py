@@ -10,18 +10,23 @@ The lifecycle owns the decisions every engine used to make on its own: when to g
 already recorded (its outbox sends the notification later), and that a bug in one file
 never stops the others. An engine only maps the three results to its way of
 acknowledging: a count and a line (local), ``batchItemFailures`` or a raised error
-(Lambda).
+(Lambda). ``run_batch`` takes many small files at once (``dockline.batch``) and gives each
+the result ``run`` would: the same mapping of errors to results serves both (``_run``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 
-from dockline.errors import BusyError, DocklineError, OutboxPendingError, TransientError
+from dockline.batch import Resume, process_batch
+from dockline.errors import BusyError, DocklineError, OutboxPendingError, PermanentError, TransientError
 from dockline.models import ObjectRef, Outcome
 from dockline.pipeline import Pipeline
+from dockline.ports import Unclaimed
 
 log = logging.getLogger("dockline.lifecycle")
 
@@ -60,8 +65,36 @@ class Lifecycle:
 
     def run(self, work: Work) -> Result:
         """Never raises (but for KeyboardInterrupt and SystemExit): every failure is a result."""
+        return self._run(work, lambda: self.pipeline.process(work.ref, attempt=work.attempt))
+
+    def run_batch(self, works: Sequence[Work]) -> list[Result]:
+        """``run`` for many small files at once (``dockline.batch``): a result per work item,
+        in order, decided exactly as ``run`` decides it. Never raises (but as ``run``)."""
         try:
-            return Result(work, Step.SETTLED, self.pipeline.process(work.ref, attempt=work.attempt))
+            steps = process_batch(self.pipeline, [w.ref for w in works], [w.attempt for w in works])
+        except (TransientError, PermanentError):
+            return [self.run(work) for work in works]  # the claim failed whole: each on its own
+        except DocklineError as exc:  # the storage refused the claim: nothing is claimed
+            return [self._run(work, partial(_raise, exc)) for work in works]
+        except Exception:
+            log.exception("internal error while claiming a batch of %d files", len(works))
+            return [self.run(work) for work in works]
+        results: list[Result] = []
+        for work, step in zip(works, steps, strict=True):
+            if isinstance(step, Outcome):
+                results.append(Result(work, Step.SETTLED, step))
+            elif isinstance(step, Unclaimed):
+                results.append(self.run(work))
+            elif isinstance(step, Resume):
+                resume = partial(self.pipeline.resume, work.ref, step.prior, attempt=work.attempt)
+                results.append(self._run(work, resume))
+            else:
+                results.append(self._run(work, partial(_raise, step)))
+        return results
+
+    def _run(self, work: Work, settle: Callable[[], Outcome]) -> Result:
+        try:
+            return Result(work, Step.SETTLED, settle())
         except BusyError as exc:
             return Result(work, Step.BUSY, reason=str(exc))
         except OutboxPendingError as exc:  # giving up now would turn a settled file into a failed one
@@ -88,3 +121,7 @@ class Lifecycle:
             log.exception("internal error while giving up on %s", work.ref.key)
             return Result(work, Step.RETRY, reason=f"internal error: {type(exc).__name__}: {exc}", unexpected=True)
         return Result(work, Step.SETTLED, outcome)
+
+
+def _raise(exc: Exception) -> Outcome:
+    raise exc

@@ -3,12 +3,14 @@
     begin (claim) -> read + decode (streaming) -> write records in batches
       -> settle (final state, outbox) -> dead letter (failed) -> notify -> mark notified
 
-Pure orchestration over the ports: no boto3, no sqlite3, no clock of its own.
+Pure orchestration over the ports: no boto3, no sqlite3, no clock of its own. Many small
+files take the same steps in batches (``dockline.batch``), one statement per step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import islice
@@ -67,6 +69,27 @@ def notification_for(outcome: Outcome, *, route: str | None = None) -> Notificat
     return Notification(SUBJECT_FAILED, f"File {verb}{again}: {ref.key}: {outcome.error}", attributes)
 
 
+def outcome_of_error(
+    ref: ObjectRef, exc: PermanentError, attempt: int, *, reprocessed: bool = False, notified: bool = False
+) -> Outcome:
+    """The Outcome of a file its read or decode refused: failed, or superseded when the
+    bytes changed under it (a harmless race: the newer version has an event of its own,
+    and nobody is paged)."""
+    if isinstance(exc, SupersededError):
+        newer = f" (now {exc.newer})" if exc.newer and exc.newer not in str(exc) else ""
+        return Outcome(
+            ref=ref,
+            status=Status.SUPERSEDED,
+            error=f"{exc}{newer}",
+            attempts=attempt,
+            reprocessed=reprocessed,
+            notified=notified,
+        )
+    return Outcome(
+        ref=ref, status=Status.FAILED, error=str(exc), attempts=attempt, reprocessed=reprocessed, notified=notified
+    )
+
+
 class Pipeline:
     """Runs one object version through the chain. Thread-safe if the ports are."""
 
@@ -81,10 +104,15 @@ class Pipeline:
         clock: Callable[[], datetime],
         retry: RetryPolicy | None = None,
         on_batch: Callable[[ObjectRef, int, int], None] | None = None,
+        unit: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         """``on_batch(ref, records, bytes)``: told after each batch reaches the ledger how
         many records this attempt has handed over and how many bytes of the object it has
-        read (progress for people; it decides nothing)."""
+        read (progress for people; it decides nothing). ``unit()``: a context in which the
+        ports' writes are one atomic unit, kept or undone whole (the local engine's database
+        transaction); the batch path settles many files in one. None: the ports' writes are
+        each on their own (each file's outcome is then still recorded once: see ``batch``)."""
+        self.unit = unit or nullcontext
         self.settings = settings
         self.on_batch = on_batch
         self.store = store
@@ -110,6 +138,11 @@ class Pipeline:
         engine does with each).
         """
         prior = self.retry.call(lambda: self.ledger.begin(ref, now=self.now()))
+        return self.resume(ref, prior, attempt=attempt)
+
+    def resume(self, ref: ObjectRef, prior: Outcome | None, *, attempt: int = 1) -> Outcome:
+        """``process`` after ``begin`` claimed ``ref`` and returned ``prior`` (the batch path,
+        ``dockline.batch``, claims many at once and hands some back here). Raises as ``process``."""
         if prior is not None:  # a re-delivery of a settled version: finish its outbox only
             if not prior.notified and prior.status.owes_notification:
                 self._outbox(prior)  # the crash may have come before the dead letter too
@@ -119,16 +152,13 @@ class Pipeline:
         again = self.ledger.reprocessing(ref)
         try:
             outcome = self.retry.call(lambda: self._ingest(ref, attempt, wrote))
-        except SupersededError as exc:
-            # A harmless race: the newer version has an event of its own. Whatever was
-            # read of this one is taken back, and nobody is paged.
-            self._discard(ref, wrote)
-            newer = f" (now {exc.newer})" if exc.newer and exc.newer not in str(exc) else ""
-            outcome = Outcome(ref=ref, status=Status.SUPERSEDED, error=f"{exc}{newer}", attempts=attempt)
         except PermanentError as exc:
-            self._discard(ref, wrote)  # a failed file leaves no items
-            outcome = Outcome(ref=ref, status=Status.FAILED, error=str(exc), attempts=attempt)
-        return self._finish(replace(outcome, reprocessed=again))
+            self._discard(ref, wrote)  # a failed (or superseded) file leaves no items
+            outcome = outcome_of_error(ref, exc, attempt, reprocessed=again)
+        else:
+            if again:
+                outcome = replace(outcome, reprocessed=True)
+        return self._finish(outcome)
 
     def _discard(self, ref: ObjectRef, wrote: list[bool]) -> None:
         """Take back what ``ref`` wrote, when this attempt wrote anything. Most bad files fail
@@ -204,7 +234,9 @@ class Pipeline:
 
         return self._classify(ref, stream, tally, attempt)
 
-    def _classify(self, ref: ObjectRef, stream: RecordStream, tally: _Tally, attempt: int) -> Outcome:
+    def _classify(
+        self, ref: ObjectRef, stream: RecordStream, tally: _Tally, attempt: int, *, notified: bool = False
+    ) -> Outcome:
         pk = None
         if not stream.multi and tally.written + tally.duplicates + tally.conflicts == 1:
             pk = tally.first_written or tally.first_duplicate or (tally.first_conflict or ("", ""))[0]
@@ -219,6 +251,7 @@ class Pipeline:
             "dropped": stream.dropped,
             "sha256": stream.sha256,
             "attempts": attempt,
+            "notified": notified,
         }
         if tally.first_conflict is not None:
             first_pk, origin = tally.first_conflict

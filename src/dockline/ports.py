@@ -31,6 +31,12 @@ against all of them):
   notification say ``reprocessed``). Backends that cannot do this keep the defaults.
 
 The conflict and duplicate rule every backend follows is ``dockline.ledger.judge``.
+
+Batches (``dockline.batch``): ``begin_batch``, ``write_batch``, ``settle_batch`` and
+``mark_notified_batch`` (and ``Notifier.publish_batch``, ``DeadLetters.resolve_batch``) do
+for many object versions what the per-file methods do for one, with the same results per
+file. The base classes do it file by file; a backend overrides them where one statement
+can serve many files (SQLite, the local topic).
 """
 
 from __future__ import annotations
@@ -40,8 +46,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
-from dockline.errors import DocklineError
+from dockline.errors import BusyError, DocklineError
 from dockline.models import ConflictPolicy, DeadLetter, Notification, ObjectRef, Outcome, Record, WriteReport
+
+
+class Unclaimed:
+    """``Ledger.begin_batch`` left this version alone: take it on its own, with ``begin``."""
+
+
+Claim = Outcome | BusyError | Unclaimed | None  # what begin_batch says of one version
 
 
 class ObjectStore(ABC):
@@ -88,6 +101,35 @@ class Ledger(ABC):
     def mark_notified(self, outcome: Outcome) -> None:
         """Record that the notification for ``outcome`` was published."""
 
+    def begin_batch(self, refs: Sequence[ObjectRef], *, now: str) -> list[Claim]:
+        """``begin`` for each ref, in order; a BusyError is returned in its place, not
+        raised. A backend may leave a version unclaimed (``Unclaimed``: one a reprocess
+        reopened, whose run is long), for the caller to take on its own with ``begin``.
+        Raises TransientError (then no ref is claimed where the backend is atomic)."""
+        claims: list[Claim] = []
+        for ref in refs:
+            try:
+                claims.append(self.begin(ref, now=now))
+            except BusyError as exc:
+                claims.append(exc)
+        return claims
+
+    def write_batch(
+        self, batch: Sequence[tuple[ObjectRef, Sequence[Record], ConflictPolicy]], *, now: str
+    ) -> list[WriteReport]:
+        """``write`` for each (ref, records, policy), in order: a record is judged against
+        the items of the files before it in the batch exactly as in separate calls."""
+        return [self.write(ref, records, policy=policy, now=now) for ref, records, policy in batch]
+
+    def settle_batch(self, outcomes: Sequence[Outcome], *, now: str) -> list[bool]:
+        """``settle`` for each outcome, in order: whether each still owes its notification."""
+        return [self.settle(outcome, now=now) for outcome in outcomes]
+
+    def mark_notified_batch(self, outcomes: Sequence[Outcome]) -> None:
+        """``mark_notified`` for each outcome."""
+        for outcome in outcomes:
+            self.mark_notified(outcome)
+
     @abstractmethod
     def discard(self, ref: ObjectRef) -> None:
         """Delete the items whose source is exactly ``ref`` (items other versions own
@@ -115,6 +157,12 @@ class Notifier(ABC):
     def publish(self, notification: Notification) -> None:
         """Publish; raises TransientError when the topic cannot take it now."""
 
+    def publish_batch(self, notifications: Sequence[Notification]) -> None:
+        """``publish`` each, in order. Raises TransientError; then, where the topic is not
+        atomic (the base class), the ones before may have gone out."""
+        for notification in notifications:
+            self.publish(notification)
+
 
 class DeadLetters(ABC):
     """Where files that failed for good, or ran out of retries, wait for a redrive."""
@@ -136,3 +184,7 @@ class DeadLetters(ABC):
         well; returns how many. Stores that cannot address letters (SQS) keep them: a
         redrive then finds the newer version."""
         return 0
+
+    def resolve_batch(self, refs: Sequence[ObjectRef]) -> int:
+        """``resolve`` each ref; returns how many letters went."""
+        return sum(self.resolve(ref) for ref in refs)

@@ -533,7 +533,17 @@ class Database:
         after that fsync. Raises StorageError (disk full/failing; also at the next unit of a
         thread whose earlier unit was lost with its chain), LockWaitError (another process
         held the lock too long), DocklineError for other sqlite errors; rolled back on error.
+        A unit opened inside another on the same thread joins it (the core's batch, which
+        settles many files in one unit): kept or rolled back with it.
         """
+        if getattr(self._local, "inside", False):
+            # A unit inside this thread's open unit (the core's batch): part of it, kept or
+            # rolled back with it; it only translates errors.
+            try:
+                yield self._writer_conn()
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+            return
         seen = self._trouble_gen
         callbacks: list[Callable[[], object]] = []
         with self._write_lock:
@@ -554,13 +564,16 @@ class Database:
                 conn.execute("SAVEPOINT unit")
             except sqlite3.Error as exc:
                 raise self._lose_chain(translate(exc)) from exc
+            self._local.inside = True
             try:
                 yield conn
             except BaseException as exc:
+                self._local.inside = False
                 error = self._unit_failed(conn, exc, mark)
                 if error is exc:
                     raise
                 raise error from exc
+            self._local.inside = False
             try:
                 conn.execute("RELEASE unit")
             except sqlite3.Error as exc:

@@ -117,6 +117,7 @@ class LocalEngine:
             dead_letters=self.dead_letters,
             clock=clock,
             on_batch=self._on_batch,
+            unit=self.db.transaction,  # the batch path settles many files in one unit
         )
         self.lifecycle = Lifecycle(self.pipeline)
 
@@ -148,6 +149,18 @@ class LocalEngine:
             summary.busy += 1
         else:
             summary.errors.append(f"{ref.key}: {result.reason}")
+
+    def process_batch(self, refs: list[ObjectRef], summary: RunSummary, *, attempt: int = 1) -> None:
+        """Run small files through the core's batch path and count what became of each."""
+        works = [Work(ref, attempt, give_up_after=self.pipeline.retry.attempts) for ref in refs]
+        for result in self.lifecycle.run_batch(works):
+            if result.step is Step.SETTLED:
+                assert result.outcome is not None
+                summary.outcomes.append(result.outcome)
+            elif result.step is Step.BUSY:
+                summary.busy += 1
+            else:
+                summary.errors.append(f"{result.work.ref.key}: {result.reason}")
 
     def process(
         self,
@@ -188,37 +201,47 @@ class LocalEngine:
                 summary.outcomes += local.outcomes
                 self.finished += len(local.outcomes)
 
-        def work(ref: ObjectRef) -> None:
+        def work(task: list[ObjectRef]) -> None:
             if stop.is_set() or self.db.trouble is not None:
                 summary.stopped = summary.stopped or stop.is_set()
                 return  # not started: left for the next run, which takes it at once
             with self._in_flight_lock:
-                self._in_flight.add(ref)
-            self.board.start(ref)
+                self._in_flight.update(task)
             local = RunSummary()
-            try:
-                self.process_one(ref, local)
-            finally:
-                with self._in_flight_lock:
-                    self._in_flight.discard(ref)
-                seconds = self.board.finish(ref)
+            if len(task) == 1:
+                self.board.start(task[0])
+                try:
+                    self.process_one(task[0], local)
+                finally:
+                    with self._in_flight_lock:
+                        self._in_flight.discard(task[0])
+                    seconds = self.board.finish(task[0])
+            else:
+                started = self.board.start_batch()
+                try:
+                    self.process_batch(task, local)
+                finally:
+                    with self._in_flight_lock:
+                        self._in_flight.difference_update(task)
+                    seconds = self.board.finish_batch(task, sum(o.records for o in local.outcomes), started)
             with lock:
                 summary.busy += local.busy
                 summary.errors += local.errors
             if local.outcomes:
                 self.db.on_commit(lambda: counted(local))
                 if self.board.listened:  # watch mode's line per settled file
-                    outcome = local.outcomes[0]
-                    self.db.on_commit(lambda: self.board.settled(outcome, seconds))
+                    for outcome in local.outcomes:
+                        self.db.on_commit(lambda outcome=outcome: self.board.settled(outcome, seconds))  # type: ignore[misc]
             if progress:
-                progress(1)
+                progress(len(task))
 
+        tasks = batches(refs, workers=workers)
         if workers <= 1:
-            for ref in refs:
-                work(ref)
+            for task in tasks:
+                work(task)
         else:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dockline-worker") as pool:
-                list(pool.map(work, refs))
+                list(pool.map(work, tasks))
 
     def in_flight(self) -> int:
         with self._in_flight_lock:
@@ -419,6 +442,38 @@ class LocalEngine:
                 self.dead_letters.remove(done.step.letter.id)
             results.append((done.step, done.outcome))
         return results
+
+
+# The batch path (``dockline.batch``) takes files up to SMALL_FILE_BYTES, up to BATCH_FILES
+# or BATCH_BYTES a batch; a batch's records sit in memory together until it settles. Larger
+# files stream through the per-file path, one batch of records at a time.
+SMALL_FILE_BYTES = 64 * 1024
+BATCH_FILES = 200
+BATCH_BYTES = 4 * 1024 * 1024
+
+
+def batches(refs: list[ObjectRef], *, workers: int = 1) -> list[list[ObjectRef]]:
+    """``refs`` in order, as tasks: consecutive small files grouped into batches, each other
+    file on its own. A batch holds at most a ``workers``-th of the small files, so every
+    worker gets some."""
+    small_files = sum(1 for ref in refs if ref.size is not None and ref.size <= SMALL_FILE_BYTES)
+    most = max(1, min(BATCH_FILES, -(-small_files // max(1, workers))))
+    tasks: list[list[ObjectRef]] = []
+    batch: list[ObjectRef] = []
+    size = 0
+    for ref in refs:
+        small = ref.size is not None and ref.size <= SMALL_FILE_BYTES
+        if batch and (not small or len(batch) >= most or size + (ref.size or 0) > BATCH_BYTES):
+            tasks.append(batch)
+            batch, size = [], 0
+        if small:
+            batch.append(ref)
+            size += ref.size or 0
+        else:
+            tasks.append([ref])
+    if batch:
+        tasks.append(batch)
+    return tasks
 
 
 def _take_lost(watch: BucketWatch, *, timer: bool) -> str | None:

@@ -24,6 +24,7 @@ from dockline.ledger import Existing, LedgerBase, Verdict, Verdicts, judge
 from dockline.local import counters
 from dockline.local.db import Database
 from dockline.models import BadRecord, ConflictPolicy, ObjectRef, Outcome, Record, Status
+from dockline.ports import Claim, Unclaimed
 from dockline.routes import DEFAULT_ROUTE
 
 _HOST = socket.gethostname()
@@ -46,6 +47,32 @@ _INSERT_GENERATION = (
 _EXISTING = (
     "SELECT i.payload, i.content_hash, f.bucket, f.key, f.version, f.sequencer, f.event_time, f.id,"
     " i.generation, f.generation FROM items i JOIN files f ON f.id = i.file_id WHERE i.pk = ?"
+)
+
+
+_STATE_COLUMNS = (
+    "status, error, pk, attempts, records, duplicates, conflicts, skipped, notified,"
+    " lease_owner, lease_until, skipped_total, generation, dropped"
+)
+_STATE = "SELECT " + _STATE_COLUMNS + " FROM files"  # noqa: S608 (ours) -- what begin decides on
+_CLAIM = (
+    "INSERT INTO files (bucket, key, version, status, attempts, size, sequencer, event_time,"
+    " received_at, updated_at, lease_owner, lease_until, started_at) VALUES (?, ?, ?, 'processing', 1,"
+    " ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (bucket, key, version) DO UPDATE SET status = 'processing',"
+    " attempts = attempts + 1, updated_at = excluded.updated_at, lease_owner = excluded.lease_owner,"
+    " lease_until = excluded.lease_until, started_at = excluded.started_at,"
+    " records_done = 0, bytes_done = 0"  # progress is per attempt
+)
+# settle_batch: a version this ledger claimed for a first run (generation 0: a reprocess's
+# run settles through ``settle``, which also sweeps its stale items).
+_SETTLE_CLAIMED = (
+    "UPDATE files SET status = ?, error = ?, pk = ?, attempts = MAX(attempts, ?), records = ?, duplicates = ?,"
+    " conflicts = ?, skipped = ?, skipped_total = ?, dropped = ?, updated_at = ?, notified = ?,"
+    " lease_owner = ?, lease_until = ?"
+    " WHERE bucket = ? AND key = ? AND version = ? AND status = 'processing' AND generation = 0"
+)
+_MARK_NOTIFIED = (
+    "UPDATE files SET notified = 1, lease_owner = NULL, lease_until = NULL WHERE bucket = ? AND key = ? AND version = ?"
 )
 
 
@@ -95,60 +122,84 @@ class SQLiteLedger(LedgerBase):
 
     def begin(self, ref: ObjectRef, *, now: str) -> Outcome | None:
         with self.db.transaction() as conn:
-            row = conn.execute(
-                "SELECT status, error, pk, attempts, records, duplicates, conflicts, skipped, notified,"
-                " lease_owner, lease_until, skipped_total, generation, dropped FROM files"
-                " WHERE bucket = ? AND key = ? AND version = ?",
-                (ref.bucket, ref.key, ref.version),
-            ).fetchone()
-            if row is not None:
-                status, notified, owner, until = Status(row[0]), bool(row[8]), row[9], row[10]
-                held = (
-                    owner is not None
-                    and owner != self.owner
-                    and until is not None
-                    and until > time.time()
-                    and _owner_alive(owner)
-                )
-                if status.is_final:
-                    if notified or not status.owes_notification:
-                        return outcome_from_row(ref, row)
-                    # The outbox: its notification is owed. Whoever settled it holds the lease
-                    # until it is sent, so only one process ever sends it.
-                    if held:
-                        raise BusyError(f"{ref.key}: its notification is being sent by {owner}")
-                    conn.execute(
-                        "UPDATE files SET lease_owner = ?, lease_until = ?"
-                        " WHERE bucket = ? AND key = ? AND version = ?",
-                        (self.owner, time.time() + self.lease_seconds, ref.bucket, ref.key, ref.version),
-                    )
-                    return outcome_from_row(ref, row)
-                if status is Status.PROCESSING and held:
-                    raise BusyError(f"{ref.key} is being processed by {owner}")
-                if row[12]:
-                    self._reprocessing.add(_id(ref))
-            conn.execute(
-                "INSERT INTO files (bucket, key, version, status, attempts, size, sequencer, event_time,"
-                " received_at, updated_at, lease_owner, lease_until, started_at) VALUES (?, ?, ?, 'processing', 1,"
-                " ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (bucket, key, version) DO UPDATE SET status = 'processing',"
-                " attempts = attempts + 1, updated_at = excluded.updated_at, lease_owner = excluded.lease_owner,"
-                " lease_until = excluded.lease_until, started_at = excluded.started_at,"
-                " records_done = 0, bytes_done = 0",  # progress is per attempt
-                (
-                    ref.bucket,
-                    ref.key,
-                    ref.version,
-                    ref.size,
-                    ref.sequencer,
-                    ref.event_time,
-                    now,
-                    now,
-                    self.owner,
-                    time.time() + self.lease_seconds,
-                    now,
-                ),
-            )
+            row = conn.execute(_STATE + " WHERE bucket = ? AND key = ? AND version = ?", _id(ref)).fetchone()
+            prior = self._prior(conn, ref, row)
+            if prior is not None:
+                return prior
+            conn.execute(_CLAIM, self._claim_params(ref, now, time.time() + self.lease_seconds))
         return None
+
+    def begin_batch(self, refs: Sequence[ObjectRef], *, now: str) -> list[Claim]:
+        """``begin`` for many versions: one query for their rows, one statement claims those
+        to run; the same decision per version as ``begin`` (``_prior``). A version a
+        reprocess reopened is left unclaimed: its run is a long one, and leased with a
+        batch it would sit held while the others run (another process could take it)."""
+        claims: list[Claim] = []
+        until = time.time() + self.lease_seconds
+        with self.db.transaction() as conn:
+            rows = _rows(conn, _STATE_COLUMNS, refs)
+            fresh = []
+            for ref in refs:
+                row = rows.get(_id(ref))
+                if row is not None and row[12] and not Status(str(row[0])).is_final:
+                    claims.append(Unclaimed())
+                    continue
+                try:
+                    prior = self._prior(conn, ref, row)
+                except BusyError as exc:
+                    claims.append(exc)
+                    continue
+                claims.append(prior)
+                if prior is None:
+                    fresh.append(self._claim_params(ref, now, until))
+            conn.executemany(_CLAIM, fresh)
+        return claims
+
+    def _prior(self, conn: sqlite3.Connection, ref: ObjectRef, row: tuple[object, ...] | None) -> Outcome | None:
+        """What ``begin`` makes of the version's row (``_STATE``): its settled Outcome, None
+        to claim it. Raises BusyError while another live worker holds it."""
+        if row is None:
+            return None
+        status, notified, owner, until = Status(str(row[0])), bool(row[8]), row[9], row[10]
+        held = (
+            owner is not None
+            and owner != self.owner
+            and until is not None
+            and float(str(until)) > time.time()
+            and _owner_alive(str(owner))
+        )
+        if status.is_final:
+            if notified or not status.owes_notification:
+                return outcome_from_row(ref, row)
+            # The outbox: its notification is owed. Whoever settled it holds the lease
+            # until it is sent, so only one process ever sends it.
+            if held:
+                raise BusyError(f"{ref.key}: its notification is being sent by {owner}")
+            conn.execute(
+                "UPDATE files SET lease_owner = ?, lease_until = ? WHERE bucket = ? AND key = ? AND version = ?",
+                (self.owner, time.time() + self.lease_seconds, ref.bucket, ref.key, ref.version),
+            )
+            return outcome_from_row(ref, row)
+        if status is Status.PROCESSING and held:
+            raise BusyError(f"{ref.key} is being processed by {owner}")
+        if row[12]:
+            self._reprocessing.add(_id(ref))
+        return None
+
+    def _claim_params(self, ref: ObjectRef, now: str, until: float) -> tuple[object, ...]:
+        return (
+            ref.bucket,
+            ref.key,
+            ref.version,
+            ref.size,
+            ref.sequencer,
+            ref.event_time,
+            now,
+            now,
+            self.owner,
+            until,
+            now,
+        )
 
     def reprocessing(self, ref: ObjectRef) -> bool:
         return _id(ref) in self._reprocessing
@@ -193,6 +244,38 @@ class SQLiteLedger(LedgerBase):
             if conn.total_changes - before == len(rows):  # the common case: all new
                 return None
             return self._judge_taken(conn, ref, records, rows, policy)
+
+    def _store_batch(
+        self, batch: Sequence[tuple[ObjectRef, Sequence[Record], ConflictPolicy]], now: str
+    ) -> list[Verdicts]:
+        """One query for the versions' ids, one ``executemany`` for all their records; when it
+        skipped any pk, every file's records are judged in order (``_judge_taken``), as
+        separate ``_store`` calls would have judged them."""
+        with self.db.transaction() as conn:
+            ids = _rows(conn, "id, generation", [ref for ref, _, _ in batch])
+            if any(ids.get(_id(ref), (0, 1))[1] for ref, _, _ in batch):  # unknown, or a reprocess's
+                return [self._store(ref, records, policy, now) for ref, records, policy in batch]
+            rows_per_file = []
+            for ref, records, _ in batch:
+                file_id = ids[_id(ref)][0]
+                route = records[0].route if records and records[0].route != DEFAULT_ROUTE else None
+                rows_per_file.append(
+                    [
+                        (r.pk, None, r.content_hash, file_id, r.index, now, route)
+                        if r.oversized
+                        else (r.pk, r.canonical, None, file_id, r.index, now, route)
+                        for r in records
+                    ]
+                )
+            rows = [row for file_rows in rows_per_file for row in file_rows]
+            before = conn.total_changes
+            conn.executemany(_INSERT + " ON CONFLICT (pk) DO NOTHING", rows)
+            if conn.total_changes - before == len(rows):  # the common case: all new
+                return [None] * len(batch)
+            return [
+                self._judge_taken(conn, ref, records, file_rows, policy)
+                for (ref, records, policy), file_rows in zip(batch, rows_per_file, strict=True)
+            ]
 
     @staticmethod
     def _file_id(conn: sqlite3.Connection, ref: ObjectRef, now: str) -> tuple[int, int]:
@@ -243,7 +326,7 @@ class SQLiteLedger(LedgerBase):
 
     def settle(self, outcome: Outcome, *, now: str) -> bool:
         ref = outcome.ref
-        skipped = orjson.dumps([{"index": b.index, "reason": b.reason} for b in outcome.skipped]).decode()
+        skipped = _skipped_json(outcome)
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT status, notified, attempts, id, generation FROM files"
@@ -297,14 +380,50 @@ class SQLiteLedger(LedgerBase):
             )
         return not owes_nothing
 
+    def settle_batch(self, outcomes: Sequence[Outcome], *, now: str) -> list[bool]:
+        """``settle`` for versions this ledger claimed for a first run, in one statement;
+        should any not be such (reopened, settled meanwhile), each goes through ``settle``,
+        which is idempotent, in the same transaction."""
+        until = time.time() + self.lease_seconds
+        params = []
+        for o in outcomes:
+            ref, owed = o.ref, o.status.owes_notification
+            params.append(
+                (
+                    str(o.status),
+                    o.error,
+                    o.pk,
+                    o.attempts,
+                    o.records,
+                    o.duplicates,
+                    o.conflicts,
+                    _skipped_json(o),
+                    o.skipped_total,
+                    o.dropped,
+                    now,
+                    int(not owed),
+                    self.owner if owed else None,
+                    until if owed else None,
+                    ref.bucket,
+                    ref.key,
+                    ref.version,
+                )
+            )
+        with self.db.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(_SETTLE_CLAIMED, params)
+            if conn.total_changes - before == len(params):
+                return [o.status.owes_notification for o in outcomes]
+            return [self.settle(o, now=now) for o in outcomes]
+
     def mark_notified(self, outcome: Outcome) -> None:
         ref = outcome.ref
         with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE files SET notified = 1, lease_owner = NULL, lease_until = NULL"
-                " WHERE bucket = ? AND key = ? AND version = ?",
-                (ref.bucket, ref.key, ref.version),
-            )
+            conn.execute(_MARK_NOTIFIED, (ref.bucket, ref.key, ref.version))
+
+    def mark_notified_batch(self, outcomes: Sequence[Outcome]) -> None:
+        with self.db.transaction() as conn:
+            conn.executemany(_MARK_NOTIFIED, [_id(o.ref) for o in outcomes])
 
     def discard(self, ref: ObjectRef) -> None:
         with self.db.transaction() as conn:
@@ -348,3 +467,34 @@ class SQLiteLedger(LedgerBase):
 
 def _id(ref: ObjectRef) -> tuple[str, str, str]:
     return (ref.bucket, ref.key, ref.version)
+
+
+def _skipped_json(outcome: Outcome) -> str:
+    if not outcome.skipped:
+        return "[]"
+    return orjson.dumps([{"index": b.index, "reason": b.reason} for b in outcome.skipped]).decode()
+
+
+_KEYS_PER_QUERY = 500  # well under SQLite's bound on variables
+
+
+def _rows(
+    conn: sqlite3.Connection, columns: str, refs: Sequence[ObjectRef]
+) -> dict[tuple[str, str, str], tuple[object, ...]]:
+    """``columns`` of the files rows of ``refs``, by (bucket, key, version): one query per
+    bucket and 500 keys (a key's other versions come along and are left out)."""
+    wanted = {_id(ref) for ref in refs}
+    keys_by_bucket: dict[str, list[str]] = {}
+    for bucket, key, _ in wanted:
+        keys_by_bucket.setdefault(bucket, []).append(key)
+    found: dict[tuple[str, str, str], tuple[object, ...]] = {}
+    for bucket, keys in keys_by_bucket.items():
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[start : start + _KEYS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))  # columns: our constants; the keys are parameters
+            sql = f"SELECT key, version, {columns} FROM files WHERE bucket = ? AND key IN ({marks})"  # noqa: S608
+            for row in conn.execute(sql, (bucket, *chunk)):
+                identity = (bucket, str(row[0]), str(row[1]))
+                if identity in wanted:
+                    found[identity] = tuple(row[2:])
+    return found
