@@ -219,27 +219,26 @@ def make_ndjson(path: Path, records: int, seed: int = 2) -> None:
 
 def bench_ndjson(work: Path, records: int, repeat: int = 1) -> list[tuple[str, str, str, str]]:
     """``dockline run --once`` on the NDJSON file against orjson per line + executemany in one
-    transaction, back to back ``repeat`` times (a fresh data dir each time)."""
+    transaction, back to back ``repeat`` times; the last pair's databases are left in ``work``."""
     source = ndjson_file(work, records)  # made once, shared with the sqlite-utils row
     config = work / "bench.toml"
     config.write_text("[local]\nsettle_seconds = 0\n")
     mb = source.stat().st_size / 1e6
     ours, raw, rss, raw_rss = [], [], [], []
-    for n in range(repeat):
-        data_dir = work / f"ndjson-{n}"
+    data_dir = work / "ndjson"
+    for _ in range(repeat):
+        shutil.rmtree(data_dir, ignore_errors=True)
+        for old in (work / "raw-ndjson.db", work / "raw-ndjson.db-wal", work / "raw-ndjson.db-shm"):
+            old.unlink(missing_ok=True)
         path = data_dir / "bucket" / "incoming" / "readings.ndjson"
         path.parent.mkdir(parents=True)
         os.link(source, path)
-        db = work / f"raw-ndjson-{n}.db"
-        raw_seconds, peak = run_measured([PY, "-c", RAW_NDJSON, str(path), str(db)])
+        raw_seconds, peak = run_measured([PY, "-c", RAW_NDJSON, str(path), str(work / "raw-ndjson.db")])
         raw.append(records / raw_seconds)
         raw_rss.append(peak)
         seconds, peak = run_measured(dockline_argv(data_dir, config, "run", "--once", "--quiet"))
         ours.append(records / seconds)
         rss.append(peak)
-        shutil.rmtree(data_dir)
-        for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
-            leftover.unlink(missing_ok=True)
     return [
         (
             f"NDJSON: {records:,} records, {mb:,.0f} MB, run --once",
