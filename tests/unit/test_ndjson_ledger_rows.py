@@ -1,8 +1,9 @@
 """Issue 11, NDJSON target: a big file's batches of inline records are inserted with the
 values all their rows share (file, time, route) written into the statement, 3 bound values a
-row instead of 7 (``local/ledger.py`` ``_inline_insert``). The rows are the ones the bound
-statement writes: same payload, no hash, same file, place, time and route, whatever the route's
-name holds (a quote, a NUL), and a batch with an oversized record still stores its hash."""
+row instead of 7 (``local/ledger.py`` ``_inline_insert``; small batches keep the bound one).
+The rows are the ones the bound statement writes: same payload, no hash, same file, place,
+time and route, whatever the route's name holds (a quote, a NUL), and a batch with an oversized
+record still stores its hash."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from dockline.models import ConflictPolicy, ObjectRef, Record
 NOW = "2026-12-01T20:00:00.123456+00:00"
 
 
-def records(route: str, *, oversized_at: int | None = None) -> list[Record]:
+def records(route: str, *, oversized_at: int | None = None, count: int = 100) -> list[Record]:
     made = []
-    for i in range(1, 6):
+    for i in range(1, count + 1):
         canonical = dumps({"id": f"r-{i}", "v": i / 10, "name": "it's"})
         if i == oversized_at:
             digest = hashlib.sha256(canonical).hexdigest()
@@ -42,9 +43,13 @@ def rows(path: Path) -> list[tuple[object, ...]]:
 
 @pytest.mark.parametrize("route", ["default", "readings", "o'brien", "a'); DROP TABLE items; --", "nul\x00route"])
 @pytest.mark.parametrize("oversized_at", [None, 3])
-def test_ndjson_inline_rows_are_the_bound_statements_rows(tmp_path: Path, route: str, oversized_at: int | None) -> None:
-    # GIVEN a batch of a file's records on a route (maybe with one oversized record)
-    batch = records(route, oversized_at=oversized_at)
+@pytest.mark.parametrize("count", [1, 100])
+def test_ndjson_inline_rows_are_the_bound_statements_rows(
+    tmp_path: Path, route: str, oversized_at: int | None, count: int
+) -> None:
+    # GIVEN a batch of a file's records on a route (maybe with one oversized record): 100 take
+    # the inline statement (``_INLINE_AT_LEAST``), 1 the bound one
+    batch = records(route, oversized_at=oversized_at, count=count)
     ledger = SQLiteLedger(Database(tmp_path / "dockline.db"))
     ref = ObjectRef("bucket", "in/a.ndjson", "v1")
     # WHEN the ledger writes it
@@ -63,7 +68,7 @@ def test_ndjson_inline_rows_are_the_bound_statements_rows(tmp_path: Path, route:
         )
         for r in batch
     ]
-    assert rows(tmp_path / "dockline.db") == expected
+    assert rows(tmp_path / "dockline.db") == sorted(expected)
 
 
 def test_ndjson_inline_batch_again_is_judged_as_before(tmp_path: Path) -> None:
@@ -75,5 +80,5 @@ def test_ndjson_inline_batch_again_is_judged_as_before(tmp_path: Path) -> None:
     # WHEN the second file writes them  THEN the same four are duplicates and the changed one a conflict
     report = ledger.write(ObjectRef("bucket", "in/b.ndjson", "v1"), changed, policy=ConflictPolicy.REJECT, now=NOW)
     assert report.written == ()
-    assert sorted(report.duplicates) == ["r-1", "r-3", "r-4", "r-5"]
+    assert sorted(report.duplicates) == sorted(r.pk for r in changed if r.pk != "r-2")
     assert [pk for pk, _ in report.conflicts] == ["r-2"]

@@ -34,6 +34,7 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _OVERSIZED = attrgetter("oversized")
+_INLINE_AT_LEAST = 64  # records in a batch; below, the cached statement with 7 bound values
 _PK_PAYLOAD_INDEX = attrgetter("pk", "canonical", "index")
 
 
@@ -199,9 +200,11 @@ class SQLiteLedger(LedgerBase):
             # file has one route, and the default route is NULL (as in rows from before routes).
             route = records[0].route if records and records[0].route != DEFAULT_ROUTE else None
             before = conn.total_changes
-            common = not generation and not any(map(_OVERSIZED, records))
+            # A big file's usual batch. Its statement is new text each time (the time changes):
+            # worth its compile for many rows, not for a small file's one (kept cached, bound).
+            common = len(records) >= _INLINE_AT_LEAST and not generation and not any(map(_OVERSIZED, records))
             inline = _inline_insert(file_id, now, route) if common else None
-            if inline is not None:  # a big file's usual batch
+            if inline is not None:
                 conn.executemany(inline, map(_PK_PAYLOAD_INDEX, records))
                 if conn.total_changes - before == len(records):
                     return None
