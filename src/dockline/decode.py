@@ -13,36 +13,42 @@ import gzip
 import hashlib
 import io
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from itertools import chain, islice
 from typing import Any, BinaryIO
-
-import orjson
 
 from dockline.config import PipelineSettings
 from dockline.csv_cells import SNIFF_ROWS, refuse_other_delimiter, typed
 from dockline.errors import PermanentError, SupersededError
-from dockline.jsonx import (
-    JSONSyntaxError,
-    dumps,
-    fast_path_safe,
-    integral_float_offsets,
-    loads,
-    loads_vouched,
-    shortest_numbers,
-)
+from dockline.jsonlines import LINE_BLOCK, plain_block, vouched_lines
+from dockline.jsonx import JSONSyntaxError, dumps, fast_path_safe, loads, loads_vouched
 from dockline.models import BadRecord, BadRecordPolicy, ObjectRef, Record
-from dockline.routes import DEFAULT_ROUTE, Route
-from dockline.selectors import DEFAULT_IDS, IdSelector, MissingPath
+from dockline.records import (
+    MAX_ID_BYTES,
+    RESERVED_PK_PREFIX,
+    derive_pk,
+    make_record,
+    transformed_records,
+)
+from dockline.routes import Route
+from dockline.selectors import MissingPath
 from dockline.transforms import TransformContext
 
-MAX_ID_BYTES = 1024
-RESERVED_PK_PREFIX = "dockline#"  # the AWS ledger keeps its own markers under this prefix
+__all__ = [
+    "MAX_ID_BYTES",
+    "RESERVED_PK_PREFIX",
+    "MeteredReader",
+    "RecordStream",
+    "derive_pk",
+    "format_of",
+    "make_record",
+    "transformed_records",
+]
+
 _RESERVED = RESERVED_PK_PREFIX
 _MISSING = object()
 MAX_SKIPPED_KEPT = 100
 _CHUNK = 1 << 16
-_LINE_BLOCK = 1 << 20  # JSON Lines are read and vetted about a megabyte at a time
 
 
 class MeteredReader(io.RawIOBase):
@@ -97,183 +103,6 @@ def format_of(key: str) -> tuple[str, bool]:
 
 
 _BY_SUFFIX = Route()
-
-
-def derive_pk(document: Mapping[str, Any], fallback: str, ids: IdSelector = DEFAULT_IDS) -> str:
-    """The ledger key: the id (``ids``, by default ``/id``) when it is a non-empty
-    string or an integer (as its decimal string), several parts joined with "#", or
-    ``fallback`` when the default ``/id`` is absent. Raises PermanentError otherwise."""
-    if not ids.is_default:
-        try:
-            parts = ids.values(document)
-        except MissingPath as exc:
-            raise PermanentError(str(exc)) from None
-        assert parts is not None
-        pk = "#".join(_id_text(part, where=f"id {p.text}") for part, p in zip(parts, ids.pointers, strict=True))
-        return _checked_pk(pk)
-    value = document.get("id", _MISSING)
-    if value is _MISSING:
-        return fallback
-    # The common case, cheaply: a short string id (256 chars are at most 1024 UTF-8 bytes).
-    if type(value) is str and 0 < len(value) <= 256 and not value.isspace() and value[:9] != _RESERVED:
-        return value
-    return _checked_pk(_id_text(value, where="id"))
-
-
-def _id_text(value: Any, *, where: str) -> str:
-    """One id part as text. Raises PermanentError for a value that cannot be an id."""
-    if type(value) is str and value.strip():
-        return value
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        kind = "null" if value is None else type(value).__name__
-        names = {"Decimal": "a decimal number", "float": "a decimal number", "dict": "an object", "list": "an array"}
-        kind = names.get(kind, kind)
-        raise PermanentError(f"{where} must be a non-empty string or an integer, not {kind}")
-    text = str(value)
-    if not text.strip():
-        raise PermanentError(f"{where} is empty")
-    return text
-
-
-def _checked_pk(pk: str) -> str:
-    size = len(pk.encode("utf-8"))
-    if size > MAX_ID_BYTES:
-        raise PermanentError(f"id is {size:,} bytes long; the limit is {MAX_ID_BYTES:,} bytes")
-    if pk.startswith(RESERVED_PK_PREFIX):
-        raise PermanentError(f"ids starting with {RESERVED_PK_PREFIX!r} are reserved for dockline")
-    return pk
-
-
-def make_record(document: Any, *, key: str, index: int | None, max_inline: int, route: Route | None = None) -> Record:
-    """A ledger record from one parsed JSON value; without an id its pk is ``key``
-    (document mode) or ``key#index``. ``route`` picks the id and checks the record
-    against its schema (its transform is ``RecordStream``'s). Raises PermanentError."""
-    if type(document) is not dict:
-        _require_object(document, index)
-    fallback = key if index is None else f"{key}#{index}"
-    name = DEFAULT_ROUTE if route is None else route.name
-    if route is None or route.plain:
-        pk = derive_pk(document, fallback)
-    else:
-        if route.schema is not None and (problem := route.schema.problem(document)) is not None:
-            raise PermanentError(problem)
-        pk = derive_pk(document, fallback, route.ids)
-    canonical = dumps(document)  # as _record does, inline: this runs once per record
-    if len(canonical) > max_inline:  # keep the hash, drop the bytes
-        return Record(pk, None, hashlib.sha256(canonical).hexdigest(), index, True, len(canonical), "", name)
-    return Record(pk, document, None, index, False, len(canonical), canonical.decode(), name)
-
-
-def _require_object(document: Any, index: int | None) -> None:
-    if type(document) is not dict:
-        kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(document), "a number")
-        if document is None:
-            kind = "null"
-        hint = ' (set records = "split" to ingest one record per element)' if isinstance(document, list) else ""
-        where = "the document" if index is None else "the record"
-        raise PermanentError(f"{where} is {kind}, not a JSON object{hint}")
-
-
-def _record(document: dict[str, Any], pk: str, index: int | None, max_inline: int, route: str) -> Record:
-    canonical = dumps(document)
-    if len(canonical) > max_inline:  # keep the hash, drop the bytes
-        return Record(pk, None, hashlib.sha256(canonical).hexdigest(), index, True, len(canonical), "", route)
-    return Record(pk, document, None, index, False, len(canonical), canonical.decode(), route)
-
-
-def transformed_records(
-    document: Any, *, key: str, index: int | None, max_inline: int, route: Route, context: TransformContext
-) -> list[Record]:
-    """The records ``route``'s transform makes of one parsed value, after its schema
-    check: none when it drops the value; several (each keyed by the id selector, or
-    ``<place>#1``, ``#2`` ... without an id) when it returns a list. Raises
-    PermanentError (a bad record) and TransientError (from the transform)."""
-    assert route.transform is not None
-    _require_object(document, index)
-    if route.schema is not None and (problem := route.schema.problem(document)) is not None:
-        raise PermanentError(problem)
-    outputs = route.transform.apply(document, context)
-    if outputs is None:
-        return []
-    if len(outputs) == 1 and route.ids.is_default:  # the common case, inline (once per record)
-        output = outputs[0]
-        pk = output.get("id", _MISSING)
-        if type(pk) is str and 0 < len(pk) <= 256 and not pk.isspace() and pk[:9] != _RESERVED:
-            try:
-                return [_record(output, pk, index, max_inline, route.name)]
-            except PermanentError as exc:
-                raise PermanentError(f"transform {route.transform.spec}: its output: {exc}") from None
-    fallback = key if index is None else f"{key}#{index}"
-    several = len(outputs) > 1
-    records = []
-    for number, output in enumerate(outputs, start=1):
-        try:
-            pk = derive_pk(output, f"{fallback}#{number}" if several else fallback, route.ids)
-            records.append(_record(output, pk, index, max_inline, route.name))
-        except PermanentError as exc:
-            which = f"output {number}" if several else "its output"
-            raise PermanentError(f"transform {route.transform.spec}: {which}: {exc}") from None
-    return records
-
-
-def _plain_block(lines: list[bytes], key: str, number: int, max_inline: int, route: str) -> list[Record] | None:
-    """Records for a block of JSON Lines in one pass, or None when any line needs care
-    (a blank or bad line, not an object, an unusual id, an oversized record).
-
-    The caller has vouched for the numbers (``fast_path_safe``), so orjson's values are
-    exact and orjson's own output is canonical.
-    """
-    loads_, dumps_, opts = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
-    try:
-        documents = [loads_(line) for line in lines]
-    except orjson.JSONDecodeError:
-        return None
-    if not all(type(document) is dict for document in documents):
-        return None
-    # One comprehension per step: far cheaper than one Python loop doing every step. Kept as
-    # str, not bytes: each of orjson's bytes results holds a 4 KiB buffer.
-    canonicals = [dumps_(document, option=opts).decode() for document in documents]
-    _shortest_numbers_in_block(canonicals, documents)
-    sizes = [len(text) if text.isascii() else len(text.encode()) for text in canonicals]
-    if max(sizes) > max_inline:
-        return None
-    ids = [document.get("id", _MISSING) for document in documents]
-    pks: list[str] = []
-    for offset, pk in enumerate(ids, start=number + 1):
-        if pk is _MISSING:
-            pks.append(f"{key}#{offset}")
-        elif type(pk) is str and 0 < len(pk) <= 256 and not pk.isspace() and pk[:9] != _RESERVED:
-            pks.append(pk)
-        else:
-            return None
-    return [
-        Record(pk, document, None, offset, False, size, canonical, route)
-        for offset, (pk, document, canonical, size) in enumerate(
-            zip(pks, documents, canonicals, sizes, strict=True), number + 1
-        )
-    ]
-
-
-def _shortest_numbers_in_block(canonicals: list[str], documents: list[Any]) -> None:
-    """Write the integral floats of a block's canonicals as integers (``jsonx``), finding
-    the few documents that hold one with one search over the whole block."""
-    blob = "\x00".join(canonicals)  # orjson escapes NUL inside strings: a safe separator
-    index, start = 0, 0
-    for at in integral_float_offsets(blob):
-        index += blob.count("\x00", start, at)
-        start = at
-        canonicals[index] = shortest_numbers(canonicals[index], documents[index])
-
-
-def _vouched_lines(source: BinaryIO) -> Iterator[tuple[int, bytes, Callable[[bytes], Any]]]:
-    """(number, line, parser) for each line: one ``fast_path_safe`` scan vouches for about a
-    megabyte of lines, far cheaper than ``loads``'s scan per line (same values, same errors)."""
-    number = 0
-    while lines := source.readlines(_LINE_BLOCK):
-        parse = loads_vouched if fast_path_safe(b"".join(lines)) else loads
-        for line in lines:
-            number += 1
-            yield number, line, parse
 
 
 class RecordStream:
@@ -423,11 +252,11 @@ class RecordStream:
         key, route = self.key, self.route.name
         seen_text = False
         number = 0
-        while lines := source.readlines(_LINE_BLOCK):
+        while lines := source.readlines(LINE_BLOCK):
             # One scan vouches for the whole block, and a block of well-formed objects with
             # plain ids is decoded in one pass; anything else goes line by line below.
             vouched = fast_path_safe(b"".join(lines))
-            if vouched and (fast := _plain_block(lines, key, number, max_inline, route)) is not None:
+            if vouched and (fast := plain_block(lines, key, number, max_inline, route)) is not None:
                 number += len(lines)
                 seen_text = True
                 yield from fast
@@ -470,7 +299,7 @@ class RecordStream:
         """JSON Lines whose route picks its own id, checks a schema or transforms: one record
         at a time, the numbers vouched for a block of lines at once (as ``_lines`` does)."""
         seen_text = False
-        for number, line, parse in _vouched_lines(source):
+        for number, line, parse in vouched_lines(source):
             if line.isspace():
                 continue
             seen_text = True

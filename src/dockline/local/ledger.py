@@ -16,6 +16,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
+from operator import attrgetter
 
 import orjson
 
@@ -33,6 +34,25 @@ _INSERT = (
     "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at, route)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_OVERSIZED = attrgetter("oversized")
+_INLINE_AT_LEAST = 64  # records in a batch; below, the cached statement with 7 bound values
+_PK_PAYLOAD_INDEX = attrgetter("pk", "canonical", "index")
+
+
+def _inline_insert(file_id: int, now: str, route: str | None) -> str | None:
+    """``_INSERT`` for a batch of inline records (``ON CONFLICT DO NOTHING``), with what all
+    its rows share (the file, the time, the route, no hash) written into the statement:
+    binding 3 values a row instead of 7 saves ~1 s per million rows (issue 11, NDJSON). None
+    when a text cannot be a literal (a NUL in it)."""
+    if "\x00" in now or (route is not None and "\x00" in route):
+        return None
+    texts = ["NULL" if text is None else "'" + text.replace("'", "''") + "'" for text in (now, route)]
+    return (
+        "INSERT INTO items (pk, payload, content_hash, file_id, record_index, processed_at, route)"  # noqa: S608 (ours)
+        f" VALUES (?, ?, NULL, {int(file_id)}, ?, {texts[0]}, {texts[1]}) ON CONFLICT (pk) DO NOTHING"
+    )
+
+
 # A reprocess's run (generation > 0) takes over the items its own version's earlier runs
 # wrote, in the insert itself: ``judge``'s stale rule, done by SQLite for the whole batch.
 # Everything else that is taken (another file's item, one this run wrote) is left to
@@ -230,19 +250,28 @@ class SQLiteLedger(LedgerBase):
             # Rows stay narrow: the object's bucket, key and version live once, in files; a
             # file has one route, and the default route is NULL (as in rows from before routes).
             route = records[0].route if records and records[0].route != DEFAULT_ROUTE else None
+            before = conn.total_changes
+            # A big file's usual batch. Its statement is new text each time (the time changes):
+            # worth its compile for many rows, not for a small file's one (kept cached, bound).
+            common = len(records) >= _INLINE_AT_LEAST and not generation and not any(map(_OVERSIZED, records))
+            inline = _inline_insert(file_id, now, route) if common else None
+            if inline is not None:
+                conn.executemany(inline, map(_PK_PAYLOAD_INDEX, records))
+                if conn.total_changes - before == len(records):
+                    return None
             rows = [
                 (r.pk, None, r.content_hash, file_id, r.index, now, route)
                 if r.oversized
                 else (r.pk, r.canonical, None, file_id, r.index, now, route)
                 for r in records
             ]
-            before = conn.total_changes
-            if generation:
-                conn.executemany(_INSERT_GENERATION, [(*row, generation) for row in rows])
-            else:
-                conn.executemany(_INSERT + " ON CONFLICT (pk) DO NOTHING", rows)
-            if conn.total_changes - before == len(rows):  # the common case: all new
-                return None
+            if inline is None:
+                if generation:
+                    conn.executemany(_INSERT_GENERATION, [(*row, generation) for row in rows])
+                else:
+                    conn.executemany(_INSERT + " ON CONFLICT (pk) DO NOTHING", rows)
+                if conn.total_changes - before == len(rows):  # the common case: all new
+                    return None
             return self._judge_taken(conn, ref, records, rows, policy)
 
     def _store_batch(
