@@ -159,6 +159,9 @@ class Outcome:
     skipped_total: int = 0  # all bad records skipped
     reprocessed: bool = False  # settled by a run again of a version settled before (`dockline reprocess`)
     dropped: int = 0  # records the route's transform dropped (returned None for)
+    # Settled and announced before this attempt (by another process, or an earlier delivery
+    # of the same event): reported, never counted again as this attempt's work.
+    earlier: bool = False
 
 
 @dataclass(frozen=True, slots=True)

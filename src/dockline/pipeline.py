@@ -146,8 +146,8 @@ class Pipeline:
         if prior is not None:  # a re-delivery of a settled version: finish its outbox only
             if not prior.notified and prior.status.owes_notification:
                 self._outbox(prior)  # the crash may have come before the dead letter too
-                prior = replace(prior, notified=True)
-            return prior
+                return replace(prior, notified=True)  # its announcement is this attempt's work
+            return replace(prior, earlier=True)  # all done before: nothing of it is this attempt's
         wrote: list[bool] = []  # set once this attempt hands records to the ledger
         again = self.ledger.reprocessing(ref)
         try:

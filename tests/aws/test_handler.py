@@ -194,6 +194,24 @@ def test_metrics_are_emitted_as_emf(world: World, capsys: pytest.CaptureFixture[
     assert emf["RecordsWritten"] == [2.0]
 
 
+def test_a_redelivered_big_file_counts_no_file_and_no_record_again(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a big per-record file (over 1 MiB: a redelivery reads its marker first, and the
+    # core knows it settled before) processed once; SQS and S3 deliver at least once
+    pad = "x" * 4000
+    world.put("incoming/again.ndjson", "".join(f'{{"id": "a{i}", "pad": "{pad}"}}\n' for i in range(270)))
+    event = world.event("incoming/again.ndjson")
+    handle(event, world.engine)
+    capsys.readouterr()
+    # WHEN the same event arrives again
+    handle(event, world.engine)
+    # THEN the dashboards' counts are not inflated: no FilesProcessed, no RecordsWritten
+    out = capsys.readouterr().out
+    blobs = [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+    assert all("FilesProcessed" not in b and "RecordsWritten" not in b for b in blobs), blobs
+
+
 def test_each_file_is_logged_as_structured_json(world: World) -> None:
     # GIVEN the Powertools logger writing into a buffer (logging's public setStream)
     world.put("incoming/log.json", '{"id": "L"}')

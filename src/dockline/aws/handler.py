@@ -182,6 +182,9 @@ def _process(item: WorkItem, engine: AwsEngine, run: _Run) -> None:
         return
     outcome = result.outcome
     run.outcomes.append(outcome)
+    if outcome.earlier:  # a redelivery (SQS and S3 deliver at least once): counted when it settled
+        logger.info("file already settled", extra={**_where(item), **_summary(outcome), "attempts": outcome.attempts})
+        return
     metrics.add_metric(name=_STATUS_METRIC.get(outcome.status, "FilesFailed"), unit=MetricUnit.Count, value=1)
     if outcome.records:
         metrics.add_metric(name="RecordsWritten", unit=MetricUnit.Count, value=outcome.records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import Counter
 from typing import Annotated, Any
 
 import typer
@@ -141,11 +142,16 @@ def _reprocess(engine: Any, selection: Any, *, workers: int | None) -> int:
     for line in report.left:
         say(err, line)
     summary = report.summary
-    counts = ", ".join(f"{summary.count(s)} {s}" for s in Status if summary.count(s))
+    # What the request achieved, whoever ran each file: a `dockline run` watching the same
+    # data dir takes reopened files too (``earlier``: settled by it, not by this command).
+    by_status = Counter(o.status for o in summary.outcomes)
+    counts = ", ".join(f"{by_status[s]} {s}" for s in Status if by_status[s])
     records = sum(o.records for o in summary.outcomes)
     n = len(summary.outcomes)
     files = f"{n} file{'' if n == 1 else 's'}"
     line = f"reprocessed {files} in {summary.seconds:.2f}s: {counts or 'none'}; {records} records"
+    if summary.earlier:
+        line += f" ({summary.earlier} of the files by another process)"
     if summary.busy:
         line += f"; {summary.busy} still held by another process (it finishes them)"
     say(err, line)

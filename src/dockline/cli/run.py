@@ -288,7 +288,9 @@ def _print_summary(summary: Any, *, strict: bool = False) -> None:
     parts = [f"{summary.count(s)} {s}" for s in (Status.PROCESSED, Status.FAILED, Status.DUPLICATE, Status.CONFLICT)]
     if summary.count(Status.SUPERSEDED):  # a rare race: named only when it happened
         parts.append(f"{summary.count(Status.SUPERSEDED)} superseded")
-    line = f"{len(summary.outcomes)} files settled in {summary.seconds:.2f}s: " + ", ".join(parts)
+    line = f"{summary.settled} files settled in {summary.seconds:.2f}s: " + ", ".join(parts)
+    if summary.earlier:
+        line += f"; {summary.earlier} settled meanwhile by another process"
     if summary.busy:
         line += f"; {summary.busy} held by another process"
     if summary.trouble:

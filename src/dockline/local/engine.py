@@ -52,7 +52,18 @@ class RunSummary:
     ignored: int = 0  # files the last scan saw that no route takes
 
     def count(self, status: Status) -> int:
-        return sum(1 for o in self.outcomes if o.status is status)
+        """Files this run settled with ``status`` (not those settled before it: ``earlier``)."""
+        return sum(1 for o in self.outcomes if o.status is status and not o.earlier)
+
+    @property
+    def settled(self) -> int:
+        """Files this run settled (two racing runs never both count a file)."""
+        return sum(1 for o in self.outcomes if not o.earlier)
+
+    @property
+    def earlier(self) -> int:
+        """Files this run found settled and announced by another run since its scan."""
+        return sum(1 for o in self.outcomes if o.earlier)
 
     def add(self, other: RunSummary) -> None:
         self.outcomes += other.outcomes
