@@ -8,31 +8,10 @@ record's UpdateItem. Imported inside ``mock_aws`` with TABLE_NAME, TOPIC_ARN and
 IDEMPOTENCY_TABLE set (the benchmark creates that table with key ``id``).
 """
 
-import json
 import os
 
-import boto3
+import seed_handler  # the seed's handler, verbatim: bench/seed_handler.py
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent
 
-ddb = boto3.resource("dynamodb")
-sns = boto3.client("sns")
-table = ddb.Table(os.environ["TABLE_NAME"])
-topic_arn = os.environ["TOPIC_ARN"]
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
-
-
-@idempotent(persistence_store=persistence)
-def lambda_handler(event, context):
-    for record in event["Records"]:
-        bucket = record["s3"]["bucket"]["name"]
-        key = record["s3"]["object"]["key"]
-        # Fetch file
-        s3 = boto3.client("s3")
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-        data = json.loads(body)
-        # Write to DynamoDB
-        pk = data.get("id", key)
-        table.put_item(Item={"pk": pk, "payload": data})
-        # Publish notification
-        sns.publish(TopicArn=topic_arn, Message=f"New file processed: {key}", Subject="S3 Event Processed")
-    return {"ok": True}
+lambda_handler = idempotent(seed_handler.lambda_handler, persistence_store=persistence)

@@ -29,6 +29,7 @@ from dockline.memory import MemoryDeadLetters, MemoryLedger, MemoryStore, Memory
 from dockline.models import ObjectRef, Outcome, Status
 from dockline.pipeline import Pipeline
 from dockline.retry import RetryPolicy
+from tests.local._disks import small_tmpfs
 from tests.local._procs import assert_each_once, dockline, one_line, peek, run, wait_for
 from tests.local.conftest import drop, items, letters, messages, no_sleep_retry, settings
 
@@ -262,19 +263,7 @@ def test_item1_two_processes_racing_with_batches_settle_every_file_once(tmp_path
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    yield from small_tmpfs(tmp_path, 8)
 
 
 def _fill(disk: Path, leave: int) -> Path:

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.local import _procs
+from tests.local._disks import small_tmpfs
 
 OLD_COMMIT = "46f3795"
 REPO = Path(__file__).resolve().parents[2]
@@ -363,21 +364,7 @@ def test_item4_kill_9_during_the_move_leaves_the_old_table_and_readers_keep_read
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MB tmpfs (grown later with a remount)."""
-    if os.geteuid() != 0:
-        print("skipped: mounting a small tmpfs needs root (CI runs as root)")
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        print(f"skipped: cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    yield from small_tmpfs(tmp_path, 16)
 
 
 def test_item4_too_little_free_disk_keeps_the_old_layout_working_until_there_is_room(

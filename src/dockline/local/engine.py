@@ -22,7 +22,7 @@ from pathlib import Path
 from dockline import redrive
 from dockline.config import Settings
 from dockline.errors import DocklineError, UsageError
-from dockline.lifecycle import Lifecycle, Step, Work
+from dockline.lifecycle import Lifecycle, Result, Step, Work
 from dockline.local.db import Database, StorageError
 from dockline.local.deliveries import DeliveryWorker
 from dockline.local.inotify import BucketWatch, watch_bucket
@@ -73,6 +73,17 @@ class RunSummary:
         self.stopped = self.stopped or other.stopped
         self.released += other.released
         self.ignored = other.ignored or self.ignored
+
+
+def _count(result: Result, summary: RunSummary) -> None:
+    """What the lifecycle's result means for a run: an outcome, a file held elsewhere, or one left."""
+    if result.step is Step.SETTLED:
+        assert result.outcome is not None
+        summary.outcomes.append(result.outcome)
+    elif result.step is Step.BUSY:
+        summary.busy += 1
+    else:
+        summary.errors.append(f"{result.work.ref.key}: {result.reason}")
 
 
 class LocalEngine:
@@ -152,26 +163,13 @@ class LocalEngine:
     # -- processing ---------------------------------------------------------------
     def process_one(self, ref: ObjectRef, summary: RunSummary, *, attempt: int = 1) -> None:
         """Run one version through the core lifecycle and count what became of it."""
-        result = self.lifecycle.run(Work(ref, attempt, give_up_after=self.pipeline.retry.attempts))
-        if result.step is Step.SETTLED:
-            assert result.outcome is not None
-            summary.outcomes.append(result.outcome)
-        elif result.step is Step.BUSY:
-            summary.busy += 1
-        else:
-            summary.errors.append(f"{ref.key}: {result.reason}")
+        _count(self.lifecycle.run(Work(ref, attempt, give_up_after=self.pipeline.retry.attempts)), summary)
 
     def process_batch(self, refs: list[ObjectRef], summary: RunSummary, *, attempt: int = 1) -> None:
         """Run small files through the core's batch path and count what became of each."""
         works = [Work(ref, attempt, give_up_after=self.pipeline.retry.attempts) for ref in refs]
         for result in self.lifecycle.run_batch(works):
-            if result.step is Step.SETTLED:
-                assert result.outcome is not None
-                summary.outcomes.append(result.outcome)
-            elif result.step is Step.BUSY:
-                summary.busy += 1
-            else:
-                summary.errors.append(f"{result.work.ref.key}: {result.reason}")
+            _count(result, summary)
 
     def process(
         self,
