@@ -1,6 +1,6 @@
 """Issue 11, NDJSON target: a big file's batches of inline records are inserted with the
 values all their rows share (file, time, route) written into the statement, 3 bound values a
-row instead of 7 (``local/ledger.py`` ``_inline_insert``; small batches keep the bound one).
+row instead of 7 (``local/item_writes.py`` ``_inline_insert``; small batches keep the bound one).
 The rows are the ones the bound statement writes: same payload, no hash, same file, place,
 time and route, whatever the route's name holds (a quote, a NUL), and a batch with an oversized
 record still stores its hash."""
