@@ -41,6 +41,8 @@ def _swap_folder_for_link(stop: threading.Event, folder: Path, outside: Path, as
             folder.mkdir()
         except FileNotFoundError:
             folder.mkdir(exist_ok=True)  # put made it meanwhile
+        except FileExistsError:
+            pass  # put made it between the unlink and the mkdir: the next round swaps it again
         time.sleep(0.01)
 
 
