@@ -23,6 +23,11 @@ Idempotency without extra calls (see docs/aws.md for the whole design):
 - Every other file (failed, duplicate, conflict, every per-record file) gets its **file
   marker** (``dockline#file#<bucket>/<key>@<version>``) from ``settle``, conditionally,
   so a re-delivery finds it and is not notified twice.
+- **Batches** (``dockline.batch``, an SQS batch of small files): the processed documents'
+  markers, unconditional puts anyway, share a ``BatchWriteItem`` (``mark_notified_batch``).
+  Document puts stay one conditional PutItem each: in a shared TransactWriteItems each
+  would cost two write units, and any one refused condition (a duplicate, a redelivery)
+  cancels the transaction for every file in it.
 """
 
 from __future__ import annotations
