@@ -11,11 +11,13 @@ of the call through a client without hooks and answer for the rest as AWS would.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import boto3
 from moto import mock_aws
 
+from dockline.aws import handler as handler_module
 from dockline.aws.handler import FileTimes, handle
 from tests.aws.conftest import REGION, TABLE
 from tests.aws.world import Fault, World, for_item
@@ -249,4 +251,33 @@ def test_item1_with_a_deadline_the_first_file_goes_alone_then_the_rest_share_cal
     assert result == {"batchItemFailures": []}
     count = world.calls.count()
     assert (count["sns.Publish"], count["sns.PublishBatch"], count["dynamodb.BatchWriteItem"]) == (1, 1, 1)
+    assert len(world.notifications()) == 4
+
+
+def test_item1_a_batch_takes_only_as_many_files_as_the_time_left_holds_at_the_slowest_pace(moto: None) -> None:
+    # GIVEN a container whose slowest file took 1 s, four files, and 2.5 s left beyond the margin
+    world = World()
+    for n in range(4):
+        world.put(f"incoming/k{n}.json", json.dumps({"id": f"k{n}"}))
+    event = world.drain_input()
+    times = FileTimes()
+    times.record(1_000)
+    deadline = handler_module.SAFETY_MARGIN_MS + 2_500
+
+    class Left:
+        aws_request_id = "req-pace"
+
+        def __init__(self) -> None:
+            self.until = time.monotonic() + deadline / 1000
+
+        def get_remaining_time_in_millis(self) -> int:
+            return int((self.until - time.monotonic()) * 1000)
+
+    world.calls.reset()
+    # WHEN handled
+    result = handle(event, world.engine, context=Left(), file_times=times)
+    # THEN two batches of two (2 x 1 s fit in 2.5 s, 3 x 1 s do not), and every file settled
+    assert result == {"batchItemFailures": []}
+    count = world.calls.count()
+    assert (count["sns.PublishBatch"], count["dynamodb.BatchWriteItem"], count["sns.Publish"]) == (2, 2, 0)
     assert len(world.notifications()) == 4
