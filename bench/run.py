@@ -377,16 +377,27 @@ with mock_aws():
                         "s3": {"bucket": {"name": "bench-bucket", "arn": "arn:aws:s3:::bench-bucket"},
                                "object": {"key": quote_plus("incoming/" + name, safe="/"), "size": len(body),
                                           "eTag": put["ETag"].strip('"'), "sequencer": "0055AED6DCD90281E5"}}})
-    if which in ("seed", "idempotent"):
+    if which.startswith(("seed", "idempotent")):
         sys.path.insert(0, sys.argv[3])
         module = __import__("seed_handler" if which == "seed" else "seed_idempotent")
         handler = module.lambda_handler
     else:
         from dockline.aws.handler import lambda_handler as handler
+    # One file per event, as S3 delivers them to a direct trigger; "-10": ten a batch, as SQS
+    # delivers them (dockline: ten SQS messages; the seed: one S3 event of ten records, which
+    # @idempotent guards as a whole: what it can do with a batch).
+    size = 10 if which.endswith("-10") else 1
+    events = []
+    for start in range(0, len(records), size):
+        chunk = records[start:start + size]
+        if which == "dockline-10":
+            chunk = [{"messageId": f"m{start + i}", "body": json.dumps({"Records": [r]}), "eventSource": "aws:sqs",
+                      "attributes": {"ApproximateReceiveCount": "1"}} for i, r in enumerate(chunk)]
+        events.append({"Records": chunk})
     calls.clear()
     started = time.perf_counter()
-    for record in records:  # one file per event, as S3 delivers them to a direct trigger
-        handler({"Records": [record]}, None)
+    for event in events:
+        handler(event, None)
     elapsed = time.perf_counter() - started
     items = boto3.client("dynamodb", region_name=region).scan(TableName="events", Select="COUNT")["Count"]
     print(json.dumps({"files": len(records), "seconds": elapsed, "calls": len(calls), "items": items,
@@ -405,7 +416,7 @@ def bench_handler(work: Path, files: int, repeat: int) -> list[tuple[str, str, s
     rounds: list[dict[str, dict[str, float]]] = []
     for _ in range(repeat):
         results = {}
-        for which in ("seed", "idempotent", "dockline"):
+        for which in ("seed", "idempotent", "dockline", "idempotent-10", "dockline-10"):
             results[which] = _handler_run(which, folder)
         rounds.append(results)
     rate = {which: statistics.median([r[which]["files"] / r[which]["seconds"] for r in rounds]) for which in rounds[0]}
@@ -433,7 +444,31 @@ def bench_handler(work: Path, files: int, repeat: int) -> list[tuple[str, str, s
             f"@idempotent: {calls['idempotent']:.2f}; seed: {calls['seed']:.2f}",
             "" if written else f"only {rounds[-1]['dockline']['items']} items and markers!",
         ),
+        (
+            f"Lambda handler on moto, SQS batches of 10 (median of {repeat})",
+            f"{rate['dockline-10']:,.0f} files/s",
+            f"the same handler, one file an event: {rate['dockline']:,.0f} files/s",
+            _ratio(rounds, "dockline", "dockline-10"),
+        ),
+        (
+            "  the same",
+            "",
+            f"seed + @idempotent, 10-record events: {rate['idempotent-10']:,.0f} files/s",
+            _ratio(rounds, "idempotent-10", "dockline-10"),
+        ),
+        (
+            "  AWS calls per one-record file, batches of 10",
+            f"{calls['dockline-10']:.2f}",
+            f"one file an event: {calls['dockline']:.2f}; @idempotent, 10-record events: {calls['idempotent-10']:.2f}",
+            "" if rounds[-1]["dockline-10"]["items"] >= 2 * files else "items or markers missing!",
+        ),
     ]
+
+
+def _ratio(rounds: list[dict[str, dict[str, float]]], slower: str, faster: str) -> str:
+    """Median (min-max) over same-run rounds of how many times faster ``faster`` ran."""
+    ratios = [r[slower]["seconds"] / r[faster]["seconds"] for r in rounds]
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 def _handler_run(which: str, folder: Path) -> dict[str, float]:

@@ -5,7 +5,9 @@ Configured by the seed's ``TABLE_NAME`` and ``TOPIC_ARN`` (required), ``DLQ_URL`
 pipeline settings. Clients and the pipeline are built once per container, on the first
 invocation -- never at import.
 
-Every record is processed on its own; one bad record never aborts the others:
+Every record is processed on its own (consecutive small files in a batch that shares
+some DynamoDB and SNS calls, each with its own outcome); one bad record never aborts the
+others:
 
 - a file with bad content is *settled* as failed: recorded (status ``failed`` and the
   reason), notified, dead-lettered -- and the invocation succeeds, since retrying the
@@ -19,7 +21,9 @@ Every record is processed on its own; one bad record never aborts the others:
   has no usable ``messageId`` (then it is only logged: an empty identifier would fail
   the whole batch);
 - a file is started only while more time is left than the slowest file so far in this
-  container plus ``SAFETY_MARGIN_MS``; the rest are handed back like transient failures.
+  container plus ``SAFETY_MARGIN_MS`` (a batch of k files: k times that file, plus the
+  margin; a container's first file goes alone, to set the pace); the rest are handed back
+  like transient failures.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from dockline.aws.events import ParsedEvent, WorkItem, parse_event
 from dockline.aws.runtime import AwsEngine, engine_from_env
 from dockline.errors import TransientError
-from dockline.lifecycle import Step, Work
+from dockline.lifecycle import Result, Step, Work
 from dockline.models import Outcome, Status
 
 SERVICE = "dockline"
@@ -46,6 +50,13 @@ NAMESPACE = "Dockline"
 # the first file of a container, before any has been timed. A fixed margin alone was not
 # enough: under total throttling one file took 14.6 s.
 SAFETY_MARGIN_MS = 10_000
+# Consecutive small files of one invocation go through the core's batch path together
+# (``Lifecycle.run_batch``), sharing the ledger's marker writes (BatchWriteItem) and the
+# notifications (PublishBatch): at most BATCH_FILES (SNS takes 10 entries a PublishBatch;
+# an SQS batch holds 10 messages by default) of at most SMALL_FILE_BYTES each, all read
+# into memory together. Bigger files stream through the per-file path.
+BATCH_FILES = 10
+SMALL_FILE_BYTES = 256 * 1024
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
@@ -145,21 +156,28 @@ def handle(
             # left to the queue's redrive policy, which moves it to the DLQ: nothing is lost
             run.failed_messages.append(bad.message_id)
     try:
-        for item in run.parsed.items:
+        pending = list(run.parsed.items)
+        while pending:
             left = _remaining_ms(context)
             if left is not None and left < times.needed_ms():
+                item = pending.pop(0)
                 logger.warning(
                     "handing back a file: not enough time left to process it",
                     extra={**_where(item), "remaining_ms": left, "slowest_file_ms": round(times.worst_ms)},
                 )
                 run.hand_back(item)
                 continue
+            group = _take(pending, _files_that_fit(left, times))
             started = time.monotonic()
             try:
-                with engine.store.located(item.ref, item.raw_key) as ref:  # EventBridge: decoded or raw key
-                    _process(item if ref == item.ref else replace(item, ref=ref), engine, run)
+                if len(group) > 1:
+                    _process_batch(group, engine, run)
+                else:
+                    [item] = group
+                    with engine.store.located(item.ref, item.raw_key) as ref:  # EventBridge: decoded or raw key
+                        _process(item if ref == item.ref else replace(item, ref=ref), engine, run)
             finally:
-                times.record((time.monotonic() - started) * 1000)
+                times.record((time.monotonic() - started) * 1000 / len(group))
     finally:
         if metrics.metric_set:
             metrics.flush_metrics()
@@ -171,11 +189,55 @@ def handle(
     return {"files": [_summary(outcome) for outcome in run.outcomes]}
 
 
-def _process(item: WorkItem, engine: AwsEngine, run: _Run) -> None:
+def _files_that_fit(left_ms: int | None, times: FileTimes) -> int:
+    """How many files the next batch may take: as many as the time left holds at the
+    slowest file's pace, plus the margin. Before any file is timed, one (it sets the pace)."""
+    if left_ms is None:
+        return BATCH_FILES
+    if times.worst_ms <= 0:
+        return 1
+    return max(1, min(BATCH_FILES, int((left_ms - SAFETY_MARGIN_MS) // times.worst_ms)))
+
+
+def _take(pending: list[WorkItem], most: int) -> list[WorkItem]:
+    """The next file, and the small files right after it, up to ``most``, as one batch. A
+    file whose key is uncertain (EventBridge), a big or unsized one, and a second delivery
+    of a version already in the batch each go on their own."""
+    group = [pending.pop(0)]
+    if not _batchable(group[0]):
+        return group
+    versions = {group[0].ref.identity}
+    while pending and len(group) < most and _batchable(pending[0]) and pending[0].ref.identity not in versions:
+        versions.add(pending[0].ref.identity)
+        group.append(pending.pop(0))
+    return group
+
+
+def _batchable(item: WorkItem) -> bool:
+    size = item.ref.size
+    return (item.raw_key is None or item.raw_key == item.ref.key) and size is not None and size <= SMALL_FILE_BYTES
+
+
+def _work(item: WorkItem, engine: AwsEngine) -> Work:
     # On the delivery the queue would move to its DLQ without a reason, the lifecycle
     # settles the file as failed instead, with the reason and a dockline dead letter.
     last = item.message_id is not None and engine.max_receive_count and item.attempts >= engine.max_receive_count
-    result = engine.lifecycle.run(Work(item.ref, item.attempts, give_up_after=item.attempts if last else None))
+    return Work(item.ref, item.attempts, give_up_after=item.attempts if last else None)
+
+
+def _process(item: WorkItem, engine: AwsEngine, run: _Run) -> None:
+    _record(item, engine.lifecycle.run(_work(item, engine)), run)
+
+
+def _process_batch(items: list[WorkItem], engine: AwsEngine, run: _Run) -> None:
+    """Small files through the core's batch path: each gets the result ``_process`` would
+    give it; the ledger and the topic share their calls (markers, notifications)."""
+    results = engine.lifecycle.run_batch([_work(item, engine) for item in items])
+    for item, result in zip(items, results, strict=True):
+        _record(item, result, run)
+
+
+def _record(item: WorkItem, result: Result, run: _Run) -> None:
     if result.step is not Step.SETTLED or result.outcome is None:
         _log_retry(item, result.reason, unexpected=result.unexpected)
         run.hand_back(item)

@@ -23,6 +23,11 @@ Idempotency without extra calls (see docs/aws.md for the whole design):
 - Every other file (failed, duplicate, conflict, every per-record file) gets its **file
   marker** (``dockline#file#<bucket>/<key>@<version>``) from ``settle``, conditionally,
   so a re-delivery finds it and is not notified twice.
+- **Batches** (``dockline.batch``, an SQS batch of small files): the processed documents'
+  markers, unconditional puts anyway, share a ``BatchWriteItem`` (``mark_notified_batch``).
+  Document puts stay one conditional PutItem each: in a shared TransactWriteItems each
+  would cost two write units, and any one refused condition (a duplicate, a redelivery)
+  cancels the transaction for every file in it.
 """
 
 from __future__ import annotations
@@ -212,13 +217,8 @@ class DynamoDBLedger(LedgerBase):
         Any other file: set ``notified`` on the marker ``settle`` wrote.
         """
         ref = outcome.ref
-        with self._lock:
-            state = self._states.get(ref.identity)
         if outcome.status is Status.PROCESSED and outcome.pk is not None:
-            settled_at = state.settled_at if state is not None else None
-            now = settled_at or iso(self._clock())
-            received_at = state.received_at if state is not None else now
-            marker = it.marker_item(outcome, received_at=received_at, now=now, notified=True)
+            marker = self._notified_marker(outcome)
             self._call("recording the notification", self.client.put_item, TableName=self.table_name, Item=marker)
         else:
             # The condition keeps the update from creating a stub marker where there is
@@ -235,6 +235,58 @@ class DynamoDBLedger(LedgerBase):
                 )
         with self._lock:
             self._states.pop(ref.identity, None)
+
+    def mark_notified_batch(self, outcomes: Sequence[Outcome]) -> None:
+        """``mark_notified`` for many: the markers of processed documents, which are put
+        unconditionally anyway, go 25 a ``BatchWriteItem``; a marker DynamoDB leaves
+        unprocessed, and every marker of a batch call that fails, is put on its own
+        (``mark_notified``), so one throttled marker costs the others nothing. Other files
+        (a conditional update each) are closed one by one. Raises TransientError."""
+        shared: dict[str, tuple[Outcome, it.Item]] = {}
+        alone: list[Outcome] = []
+        for outcome in outcomes:
+            if outcome.status is Status.PROCESSED and outcome.pk is not None:
+                shared[it.marker_pk(outcome.ref)] = (outcome, self._notified_marker(outcome))
+            else:
+                alone.append(outcome)
+        if len(shared) == 1:  # one PutItem: what a BatchWriteItem would cost
+            alone.extend(outcome for outcome, _ in shared.values())
+            shared = {}
+        pending = list(shared.values())
+        for start in range(0, len(pending), BATCH_ITEMS):
+            alone.extend(self._put_markers(pending[start : start + BATCH_ITEMS]))
+        for outcome in alone:
+            self.mark_notified(outcome)
+        with self._lock:
+            for outcome, _ in pending:
+                self._states.pop(outcome.ref.identity, None)
+
+    def _put_markers(self, chunk: list[tuple[Outcome, it.Item]]) -> list[Outcome]:
+        """Put ``chunk``'s markers in one ``BatchWriteItem`` (unprocessed ones retried once);
+        returns the outcomes whose markers are still to be put, each on its own."""
+        request: Any = {self.table_name: [{"PutRequest": {"Item": item}} for _, item in chunk]}
+        for attempt in range(2):
+            try:
+                response = self._call("recording notifications", self.client.batch_write_item, RequestItems=request)
+            except TransientError:
+                break  # the whole call: what is left goes one by one, each with its own retries
+            request = response.get("UnprocessedItems") or {}
+            if not request:
+                return []
+            if attempt == 0:
+                self._backoff(1)
+        left = {it.text(r["PutRequest"]["Item"], "pk") for r in request.get(self.table_name, [])}
+        return [outcome for outcome, item in chunk if it.text(item, "pk") in left]
+
+    def _notified_marker(self, outcome: Outcome) -> it.Item:
+        """The marker ``mark_notified`` puts for a processed document: notified, stamped
+        with the time it settled (if this process saw it settle)."""
+        with self._lock:
+            state = self._states.get(outcome.ref.identity)
+        settled_at = state.settled_at if state is not None else None
+        now = settled_at or iso(self._clock())
+        received_at = state.received_at if state is not None else now
+        return it.marker_item(outcome, received_at=received_at, now=now, notified=True)
 
     # -- beyond the port -------------------------------------------------------------
     def reopen(self, ref: ObjectRef, *, now: str = "") -> bool:
