@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 from dockline.decode import RecordStream
 from dockline.errors import BusyError, DocklineError, PermanentError, TransientError
-from dockline.jsonlines import collector_paused
 from dockline.models import ConflictPolicy, DeadLetter, ObjectRef, Outcome, Record, Status
 from dockline.pipeline import Pipeline, _Tally, notification_for, outcome_of_error
 from dockline.ports import Unclaimed
@@ -55,13 +54,6 @@ class _Read:
 
 
 def process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Sequence[int]) -> list[BatchStep]:
-    """``_process_batch`` with the cyclic collector paused: a batch's records are many new
-    objects that live until the ledger has them (``jsonlines.collector_paused``)."""
-    with collector_paused():
-        return _process_batch(pipeline, refs, attempts)
-
-
-def _process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Sequence[int]) -> list[BatchStep]:
     """A step per ref, in order: its settled Outcome (notified), ``Resume`` (claimed; finish
     it with ``Pipeline.resume``), ``Unclaimed`` (run it on its own), or the error to treat
     it by (BusyError, a bug in its read, the storage refusing the batch).

@@ -35,17 +35,16 @@ def plain_block(lines: list[bytes], key: str, number: int, max_inline: int, rout
     """Records for a block of JSON Lines (``number`` lines came before it) in one pass, or
     None when any line needs care. The caller has vouched for the numbers
     (``fast_path_safe``), so orjson's values are exact and orjson's own output is canonical."""
-    with collector_paused():
+    with _collector_paused():
         return _plain_block(lines, key, number, max_inline, route)
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
+def _collector_paused() -> Iterator[None]:
     """The cyclic garbage collector off while a block is built. A block is some 100,000 new,
     acyclic objects (dicts, strings, floats, records) that live until the ledger has them;
     the collector would walk them again and again as they pile up (a third of the decoding
-    time, measured), and can free none of them. It runs as usual once the block is made.
-    A batch of small files is alike (``batch.process_batch``: 200 files, ~20,000 objects)."""
+    time, measured), and can free none of them. It runs as usual once the block is made."""
     if not gc.isenabled():  # someone wants it off: leave it so
         yield
         return

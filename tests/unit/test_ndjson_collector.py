@@ -1,5 +1,5 @@
 """Issue 11, NDJSON target: the block fast path pauses the cyclic garbage collector while it
-builds a block (``jsonlines.collector_paused``); the collector's state after decoding is
+builds a block (``jsonlines._collector_paused``); the collector's state after decoding is
 always the state before it, whether the file decodes, fails, or the caller had it off."""
 
 from __future__ import annotations

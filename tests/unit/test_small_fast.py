@@ -1,16 +1,11 @@
 """Issue 11, small files: the cheaper per-file decode (a whole document in hand skips the
 streaming reader; integral floats fixed in the text, not by walking the value) makes the same
-records as the code before it (main at ec816e1), byte for byte (``small_corpus.py``); a batch
-pauses the cyclic collector while it runs and leaves it as it found it."""
+records as the code before it (main at ec816e1), byte for byte (``small_corpus.py``)."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
-from contextlib import AbstractContextManager
-from datetime import UTC, datetime
-from typing import BinaryIO
 
 import pytest
 
@@ -18,11 +13,6 @@ from dockline import jsonx
 from dockline.config import PipelineSettings
 from dockline.decode import HashedBytes, RecordStream
 from dockline.errors import SupersededError
-from dockline.lifecycle import Lifecycle, Work
-from dockline.memory import MemoryLedger, MemoryStore, MemoryTopic
-from dockline.models import ObjectRef, Status
-from dockline.pipeline import Pipeline
-from dockline.retry import RetryPolicy
 from tests.unit.small_corpus import GOLDEN, corpus, decoded, values
 
 
@@ -79,56 +69,3 @@ def test_whole_document_path_checks_the_version_and_the_limit() -> None:
     assert (stream.size, stream.sha256, stream.multi) == (len(data), digest, False)
     # and corpus() has the benchmark's shape among its files
     assert sum(key.startswith("orders/") for key in corpus()) == 60
-
-
-class _WatchedStore(MemoryStore):
-    """The in-memory store, noting whether the cyclic collector is on at each read."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.collector_on_at_read: list[bool] = []
-
-    def open(self, ref: ObjectRef) -> AbstractContextManager[BinaryIO]:
-        self.collector_on_at_read.append(gc.isenabled())
-        return super().open(ref)
-
-
-def _batch_of_good_and_bad(store: _WatchedStore) -> list[Work]:
-    pipeline = Pipeline(
-        settings=PipelineSettings(),
-        store=store,
-        ledger=MemoryLedger(),
-        notifier=MemoryTopic(),
-        clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
-        retry=RetryPolicy(attempts=1, sleep=lambda _s: None),
-    )
-    works = []
-    for i, body in enumerate([b'{"id":"a","v":1.0}', b'{"id":"b",', b'{"id":"c"}']):
-        store.put("b", f"in/{i}.json", body)
-        works.append(Work(ObjectRef("b", f"in/{i}.json", f"v{i}"), give_up_after=1))
-    results = Lifecycle(pipeline).run_batch(works)
-    assert [r.outcome.status if r.outcome else None for r in results] == [
-        Status.PROCESSED,
-        Status.FAILED,
-        Status.PROCESSED,
-    ]
-    return works
-
-
-def test_a_batch_pauses_the_collector_and_turns_it_back_on() -> None:
-    # GIVEN the collector on, and a batch of good files and a bad one
-    store = _WatchedStore()
-    was = gc.isenabled()
-    gc.enable()
-    try:
-        # WHEN the batch runs
-        _batch_of_good_and_bad(store)
-        # THEN the collector was off for its reads, and is on again after it
-        assert store.collector_on_at_read == [False, False, False]
-        assert gc.isenabled()
-        # and a caller that turned it off finds it still off
-        gc.disable()
-        _batch_of_good_and_bad(_WatchedStore())
-        assert not gc.isenabled()
-    finally:
-        (gc.enable if was else gc.disable)()
