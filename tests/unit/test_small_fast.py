@@ -13,7 +13,7 @@ from dockline import jsonx
 from dockline.config import PipelineSettings
 from dockline.decode import HashedBytes, RecordStream
 from dockline.errors import SupersededError
-from tests.unit.small_corpus import GOLDEN, corpus, decoded, values
+from tests.unit.small_corpus import GOLDEN, corpus, decoded, digested, values
 
 
 def test_small_files_items_are_byte_identical_to_ec816e1() -> None:
@@ -22,11 +22,11 @@ def test_small_files_items_are_byte_identical_to_ec816e1() -> None:
     # WHEN today's code decodes it
     made = decoded()
     # THEN every record, canonical text, hash, error and count is the same
-    assert made.keys() == expected.keys()
-    for name in made:
-        assert made[name] == expected[name], name
+    digests = digested(made)
+    assert digests.keys() == expected.keys()
+    assert [name for name in digests if digests[name] != expected[name]] == []
     # and the corpus exercised each outcome: records kept, files failed, integral floats rewritten
-    kinds = [v["records"] for k, v in expected.items() if k != "dumps"]
+    kinds = [v["records"] for k, v in made.items() if k != "dumps"]
     assert sum(isinstance(r, list) for r in kinds) > 300 and sum(isinstance(r, str) for r in kinds) > 100
     assert any('"price":149,' in r[0][3] for r in kinds if isinstance(r, list) and r)
 
