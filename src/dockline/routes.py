@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 from dockline.errors import ConfigError
 from dockline.models import BadRecordPolicy, ConflictPolicy, RecordMode
@@ -52,6 +53,15 @@ def format_of_suffix(suffix: str) -> Format | None:
     return None
 
 
+@lru_cache(maxsize=64)
+def _all_suffixes(suffixes: tuple[str, ...], gzip: bool) -> tuple[str, ...]:
+    """A route's suffixes with their ``.gz`` forms: made once, not per key (the scan and the
+    batch ask for every file)."""
+    if not gzip:
+        return suffixes
+    return suffixes + tuple(s + ".gz" for s in suffixes if not s.endswith(".gz"))
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One feed's rules. ``format`` None: by the key's suffix (JSON when it says nothing)."""
@@ -72,9 +82,7 @@ class Route:
     gzip: bool = True
 
     def all_suffixes(self) -> tuple[str, ...]:
-        if not self.gzip:
-            return self.suffixes
-        return self.suffixes + tuple(s + ".gz" for s in self.suffixes if not s.endswith(".gz"))
+        return _all_suffixes(self.suffixes, self.gzip)
 
     def matches(self, key: str) -> bool:
         """Does this route take the (decoded) key? Case-sensitive, as in S3."""
