@@ -612,10 +612,15 @@ class Database:
             if not nested:
                 with self._write_lock:
                     try:
+                        # A full or failing disk at the group's end loses the open chain only
+                        # (``trouble`` says why, for the caller's one line); what committed before
+                        # is still synced and counted, as inside the group.
                         if self._chain is not None:
-                            callbacks = self._end_chain()
+                            with suppress(StorageError):
+                                callbacks = self._end_chain()
                         if not self.read_only:
-                            callbacks += self._sync()
+                            with suppress(StorageError):
+                                callbacks += self._sync()
                     finally:
                         self._group = None
                         callbacks, self._ready = self._ready + callbacks, []
