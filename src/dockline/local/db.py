@@ -227,20 +227,40 @@ class Database:
         try:
             if self.read_only:
                 return self._connect_read_only()
-            conn = sqlite3.connect(
-                self.path, timeout=self.lock_wait_seconds, isolation_level=None, check_same_thread=False
-            )
-            # Before the first table is made only; a no-op on an existing file.
-            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL: a commit is not fsynced by SQLite; ``_sync`` fsyncs the WAL before any
-            # commit is counted or announced, so a power loss loses nothing acknowledged.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
+            return self._connect_writable()
         except sqlite3.Error as exc:
             kind = StorageError if _storage_text(str(exc)) and not self.read_only else DocklineError
             raise kind(f"cannot open the ledger database {self.path}: {exc}") from exc
-        return conn
+
+    def _connect_writable(self) -> sqlite3.Connection:
+        """A connection in WAL mode. Two processes opening a new file at once race to switch
+        it to WAL, which SQLite refuses with "database is locked" at once (its busy handler
+        is not called for that lock): the loser tries again, up to ``lock_wait_seconds``."""
+        deadline = time.monotonic() + max(self.lock_wait_seconds, 1.0)
+        pause = 0.005
+        while True:
+            conn = sqlite3.connect(
+                self.path, timeout=self.lock_wait_seconds, isolation_level=None, check_same_thread=False
+            )
+            try:
+                # Before the first table is made only; a no-op on an existing file.
+                conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL: a commit is not fsynced by SQLite; ``_sync`` fsyncs the WAL before any
+                # commit is counted or announced, so a power loss loses nothing acknowledged.
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            return conn
 
     def _connect_read_only(self) -> sqlite3.Connection:
         uri = self.path.absolute().as_uri()
