@@ -112,15 +112,7 @@ def process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Seque
 def _decode(pipeline: Pipeline, ref: ObjectRef, route: Route, now: str) -> tuple[RecordStream, list[Record]]:
     """Read and decode all of a small file (``Pipeline._ingest`` without the writes)."""
     with pipeline.store.open(ref) as body:
-        stream = RecordStream(
-            body,
-            key=ref.key,
-            settings=pipeline.settings,
-            expected_sha256=pipeline.store.content_sha256(ref),
-            ref=ref,
-            received_at=ref.event_time or now,
-            route=route,
-        )
+        stream = pipeline.stream(ref, body, now=now, route=route)
         return stream, list(stream.records())
 
 

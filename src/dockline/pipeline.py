@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import islice
+from typing import TYPE_CHECKING, BinaryIO
 
 from dockline.config import PipelineSettings
 from dockline.decode import RecordStream
@@ -21,6 +22,9 @@ from dockline.errors import OutboxPendingError, PermanentError, SupersededError,
 from dockline.models import DeadLetter, Notification, ObjectRef, Outcome, Record, Status, WriteReport
 from dockline.ports import DeadLetters, Ledger, Notifier, ObjectStore
 from dockline.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from dockline.routes import Route
 
 SUBJECT_PROCESSED = "S3 Event Processed"
 SUBJECT_FAILED = "S3 Event Failed"
@@ -213,17 +217,23 @@ class Pipeline:
         )
         self.retry.call(lambda: self.dead_letters.send(letter))  # type: ignore[union-attr]
 
+    def stream(self, ref: ObjectRef, body: BinaryIO, *, now: str, route: Route | None = None) -> RecordStream:
+        """The records of ``ref``'s ``body``, checked against the version's content hash
+        (``route``: when the caller looked it up already; else the key's)."""
+        return RecordStream(
+            body,
+            key=ref.key,
+            settings=self.settings,
+            expected_sha256=self.store.content_sha256(ref),
+            ref=ref,
+            received_at=ref.event_time or now,  # for a transform's ctx
+            route=route,
+        )
+
     def _ingest(self, ref: ObjectRef, attempt: int, wrote: list[bool]) -> Outcome:
         tally = _Tally()  # counts, not lists: a file may hold millions of records
         with self.store.open(ref) as body:
-            stream = RecordStream(
-                body,
-                key=ref.key,
-                settings=self.settings,
-                expected_sha256=self.store.content_sha256(ref),
-                ref=ref,
-                received_at=ref.event_time or self.now(),  # for a transform's ctx
-            )
+            stream = self.stream(ref, body, now=self.now())
             done = 0
             for chunk in _batched(stream.records(), self.settings.batch_size):
                 wrote[:] = [True]  # before the call: a write may fail after storing part of it

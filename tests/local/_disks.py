@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -28,3 +29,19 @@ def small_tmpfs(tmp_path: Path, megabytes: int) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path, leave: int = 0) -> Path:
+    """Take every free byte of ``disk`` (ENOSPC proves it), then give ``leave`` bytes back;
+    returns the filler file, to delete when space is to come back."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
+    if leave:
+        os.truncate(filler, filler.stat().st_size - leave)
+    return filler

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from dockline.memory import MemoryDeadLetters, MemoryLedger, MemoryStore, Memory
 from dockline.models import ObjectRef, Outcome, Status
 from dockline.pipeline import Pipeline
 from dockline.retry import RetryPolicy
+from tests.local._disks import fill as _fill
 from tests.local._disks import small_tmpfs
 from tests.local._procs import assert_each_once, dockline, one_line, peek, run, wait_for
 from tests.local.conftest import drop, items, letters, messages, no_sleep_retry, settings
@@ -264,19 +264,6 @@ def test_item1_two_processes_racing_with_batches_settle_every_file_once(tmp_path
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     yield from small_tmpfs(tmp_path, 8)
-
-
-def _fill(disk: Path, leave: int) -> Path:
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        with contextlib.suppress(OSError):
-            while True:
-                os.write(fd, b"\0" * 4096)
-    finally:
-        os.close(fd)
-    os.truncate(filler, filler.stat().st_size - leave)
-    return filler
 
 
 @pytest.mark.slow

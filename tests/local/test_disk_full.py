@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.local._disks import fill as _fill
 from tests.local._disks import small_tmpfs
 from tests.local._procs import assert_each_once, dockline, drop, one_line, peek, run, wait_for, write_config
 
@@ -19,19 +19,6 @@ from tests.local._procs import assert_each_once, dockline, drop, one_line, peek,
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     yield from small_tmpfs(tmp_path, 16)
-
-
-def _fill(disk: Path) -> Path:
-    """Take every free byte (ENOSPC proves it); returns the filler to delete later."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        with contextlib.suppress(OSError):
-            while True:
-                os.write(fd, b"\0" * 4096)
-    finally:
-        os.close(fd)
-    return filler
 
 
 def _prepare(disk: Path, count: int, config: Path) -> tuple[Path, list[str]]:
