@@ -18,7 +18,7 @@ from dockline.errors import UsageError
 from dockline.jsonx import dumps
 from dockline.local.engine import LocalEngine
 from dockline.local.queries import list_files, list_items
-from dockline.render import LiteralTable, literal, say
+from dockline.render import LazyConsole, LiteralTable, literal, say
 
 # (sample file, what it shows), put in this order
 SAMPLES: tuple[tuple[str, str], ...] = (
@@ -32,7 +32,7 @@ SAMPLES: tuple[tuple[str, str], ...] = (
 )
 
 
-def run_demo(console: Console, *, target: Path | None = None) -> Path:
+def run_demo(console: Console | LazyConsole, *, target: Path | None = None) -> Path:
     """Put the samples into a new data dir, run once, print the outcome. Returns the dir."""
     if target is not None:
         if target.exists() and any(target.iterdir()):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from dockline.errors import UsageError
-from dockline.render import say
+from dockline.render import LazyConsole, say
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -92,7 +92,7 @@ def stdout_may_close() -> Iterator[None]:
 
 
 def print_tables(
-    console: Console,
+    console: Console | LazyConsole,
     rows: Iterable[Any],
     title: str,
     build: Callable[[str], LiteralTable],
@@ -115,7 +115,7 @@ def print_tables(
 
 
 def show_page(
-    console: Console,
+    console: Console | LazyConsole,
     page: Page,
     what: str,
     build: Callable[[str], LiteralTable],

@@ -23,29 +23,32 @@ emoji codes) whose characters are first made visible:
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
-
-from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderableType
-from rich.measure import Measurement
-from rich.protocol import is_renderable
-from rich.style import StyleType
-from rich.text import Text
+import os
+import sys
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    # "as": an explicit re-export, so mypy types the old imports from here
+    from rich.console import Console
+    from rich.style import StyleType
+    from rich.text import Text
+
+    # "as": explicit re-exports, so mypy types the old imports from here
+    from dockline.render_table import Folded as Folded  # noqa: PLC0414
     from dockline.render_table import LiteralTable as LiteralTable  # noqa: PLC0414
+    from dockline.render_table import cell as cell  # noqa: PLC0414
+    from dockline.render_table import cut_middle as cut_middle  # noqa: PLC0414
+    from dockline.render_table import visible_text as visible_text  # noqa: PLC0414
+
+# Tables and their cells live in render_table, with rich: only commands that print one load
+# it. Old imports from here keep working, loading it on first use.
+_IN_TABLE = frozenset({"LiteralTable", "cell", "Folded", "cut_middle", "visible_text"})
 
 
 def __getattr__(name: str) -> Any:
-    # LiteralTable lives in render_table: rich.table costs start-up ~4 ms, and only commands
-    # that print a table need it. Old imports from here keep working, loading it on first use.
-    if name == "LiteralTable":
-        from dockline.render_table import LiteralTable
+    if name in _IN_TABLE:
+        from dockline import render_table
 
-        return LiteralTable
+        return getattr(render_table, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -73,134 +76,86 @@ def _escape(ch: str) -> str:
 
 def literal(text: str, style: StyleType = "") -> Text:
     """A Text showing ``text`` exactly, control characters as escapes; never markup."""
+    from rich.text import Text
+
     return Text(visible(text), style=style)
 
 
-def say(console: Console, text: str, *, style: StyleType = "") -> None:
+def say(console: Console | LazyConsole, text: str, *, style: StyleType = "") -> None:
     """Print ``text`` literally as one line: no markup, no emoji codes, no highlighting,
     control characters escaped (so an embedded newline cannot start a second line), and
     never wrapped by rich at the console's width (a terminal may still fold it on screen)."""
+    if not style and isinstance(console, LazyConsole) and console.plain_line(visible(text)):
+        return
     console.print(literal(text, style=style), soft_wrap=True, highlight=False)
 
 
-def cell(value: Any) -> RenderableType:
-    """A table cell: a ``str`` (or anything else but a ready-made renderable) becomes
-    literal text, folded only after ``/`` or at spaces when it holds a ``/`` (a key, a pk,
-    an id: see ``Folded``). A ``Text`` keeps its styles and its line breaks (our own code
-    may build a multi-line cell), but its other control characters are escaped too:
-    ``Text(key)`` is safe from markup, not from ESC. Other rich renderables are kept as built."""
-    if isinstance(value, str):
-        return Folded(value) if "/" in value else literal(value)
-    if value is None:
-        return Text("")
-    if isinstance(value, Text):
-        return visible_text(value)
-    if is_renderable(value):
-        renderable: RenderableType = value
-        return renderable
-    return literal(str(value))
+# rich's own switches for what a terminal is (Console.is_terminal): with none of them set, a
+# stream that is not a tty is not a terminal, and rich is not needed to say so.
+_TERMINAL_SWITCHES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS", "JUPYTER_LINES")
 
 
-def visible_text(text: Text) -> Text:
-    """``text`` with every non-printable character but LF escaped, styles kept."""
-    if all(line.isprintable() for line in text.plain.split("\n")):
-        return text
-    # Cut at every style boundary, escape each piece, and put the styles back on the
-    # (possibly longer) escaped piece.
-    offsets = sorted({span.start for span in text.spans} | {span.end for span in text.spans})
-    shown = text.blank_copy()
-    for piece in text.divide(offsets):
-        start = len(shown)
-        shown.append("\n".join(visible(line) for line in piece.plain.split("\n")))
-        for span in piece.spans:
-            shown.stylize(span.style, start, len(shown))
-    return shown
+class LazyConsole:
+    """A rich ``Console`` made on first use (``.rich``; any other attribute is the Console's).
 
-
-# A piece a line may end after: up to and including a "/" or a run of spaces.
-_PIECE = re.compile(r"[^/\s]*(?:/|\s+)|[^/\s]+")
-_CUT = "\u2026"  # …
-
-
-class Folded:
-    """Text (a key, most often) that never breaks mid-name in a table cell.
-
-    Lines break only after a ``/`` or at spaces. In a key (text without spaces) a name
-    still wider than the cell is cut in the middle with ``…``, keeping its start and its
-    end (where a file name's distinctive part and its extension are); in prose (a reason,
-    a message) such a word is folded instead, so no word of it is lost. In a ``no_wrap``
-    column the whole text is one line, cut in the middle when too wide. Shown literally like ``literal``:
-    control characters escaped, never markup. rich's own ``overflow="fold"`` breaks
-    anywhere, ``incoming/ord`` + ``er-1001.json``; this is what the tables use instead.
+    Importing rich costs a command ~30 ms of start-up, and most runs only say plain lines
+    (``run --once`` ends with one): until something needs rich, ``say`` writes an unstyled
+    line itself, the same characters rich would print for it (no codes: it has no style),
+    and ``is_terminal`` answers a plain pipe or file itself. The stream is looked up at each
+    write, as rich does (sys.stdout or sys.stderr of the moment), so captured output works.
     """
 
-    def __init__(self, text: str, style: StyleType = "") -> None:
-        self.text = visible(text)
-        self.style = style
-        self.pieces: list[str] = _PIECE.findall(self.text) or [""]
-        self.is_key = len(self.pieces) == 1 or not any(ch.isspace() for ch in self.text)
+    def __init__(self, *, stderr: bool = False, **options: Any) -> None:
+        self._stderr = stderr
+        self._options = options
+        self._console: Console | None = None
 
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        widest = max(cell_len(piece.rstrip()) for piece in self.pieces)
-        return Measurement(min(widest, options.max_width), min(cell_len(self.text), options.max_width))
+    @property
+    def rich(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Text]:
-        width = max(1, options.max_width)
-        lines = [cut_middle(self.text, width)] if options.no_wrap else self.lines(width)
-        yield Text("\n".join(lines), style=self.style, no_wrap=True, overflow="crop")
+            self._console = Console(stderr=self._stderr, **self._options)
+        return self._console
 
-    def lines(self, width: int) -> list[str]:
-        """The text packed into lines at most ``width`` cells wide (see the class)."""
-        lines: list[str] = []
-        line = ""
-        for piece in self.pieces:
-            if line and cell_len((line + piece).rstrip()) > width:
-                lines.append(line.rstrip())
-                line = ""
-            line += piece
-            if cell_len(line.rstrip()) > width:  # one piece alone is too wide
-                if self.is_key:
-                    lines.append(cut_middle(line.rstrip(), width))
-                    line = ""
-                else:
-                    *whole, line = _fold(line, width)
-                    lines.extend(whole)
-        if line.rstrip() or not lines:
-            lines.append(line.rstrip())
-        return lines
+    @property
+    def file(self) -> IO[str]:
+        if self._console is not None:
+            return self._console.file
+        fixed: IO[str] | None = self._options.get("file")
+        return fixed if fixed is not None else sys.stderr if self._stderr else sys.stdout
 
+    @property
+    def is_terminal(self) -> bool:
+        if (
+            self._console is None
+            and "force_terminal" not in self._options
+            and not any(os.environ.get(s) is not None for s in _TERMINAL_SWITCHES)
+        ):
+            isatty = getattr(self.file, "isatty", None)
+            try:
+                if isatty is not None and not isatty():
+                    return False
+            except ValueError:  # a closed stream: rich says no too
+                return False
+        return self.rich.is_terminal
 
-def cut_middle(text: str, width: int) -> str:
-    """``text`` if it fits in ``width`` cells, else its start and end around ``…``."""
-    if cell_len(text) <= width:
-        return text
-    if width <= 1:
-        return _CUT[:width]
-    room = width - 1
-    head_room = (room + 1) // 2
-    head = _fit(text, head_room)
-    tail = _fit(text[::-1], room - cell_len(head))[::-1]
-    return head + _CUT + tail
+    def plain_line(self, text: str) -> bool:
+        """Write ``text`` and a newline without rich, while rich is not loaded (False once it is)."""
+        if self._console is not None:
+            return False
+        stream = self.file
+        stream.write(text + "\n")
+        stream.flush()
+        return True
 
-
-def _fold(text: str, width: int) -> list[str]:
-    """``text`` cut into lines of at most ``width`` cells (the last may be shorter)."""
-    lines: list[str] = []
-    while cell_len(text) > width:
-        head = _fit(text, width) or text[0]
-        lines.append(head)
-        text = text[len(head) :]
-    return [*lines, text]
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rich, name)
 
 
-def _fit(text: str, width: int) -> str:
-    """The longest start of ``text`` at most ``width`` cells wide."""
-    used = 0
-    for index, ch in enumerate(text):
-        used += cell_len(ch)
-        if used > width:
-            return text[:index]
-    return text
+def rich_console(console: Console | LazyConsole) -> Console:
+    """The rich Console behind ``console`` (for rich's own displays: a bar, a live view)."""
+    return console.rich if isinstance(console, LazyConsole) else console
 
 
 class LineHandler(logging.Handler):
@@ -213,7 +168,7 @@ class LineHandler(logging.Handler):
     output).
     """
 
-    def __init__(self, console: Console, level: int = logging.WARNING) -> None:
+    def __init__(self, console: Console | LazyConsole, level: int = logging.WARNING) -> None:
         super().__init__(level)
         self.console = console
 

@@ -130,3 +130,21 @@ def test_why12_a_text_cell_keeps_styles_and_line_breaks_but_escapes_other_contro
 def test_why12_a_printable_text_cell_is_kept_as_is() -> None:
     text = Text("two\nlines", style="bold")
     assert cell(text) is text
+
+
+# -- issue 11, start-up: a plain line is written without rich, exactly as rich prints it ------
+@given(st.text(max_size=300))
+def test_start_up_a_plain_line_is_what_rich_would_print(text: str) -> None:
+    # GIVEN any text, said once through a LazyConsole (rich not made yet) and once through
+    # rich itself, on a pipe and on a terminal, at a narrow width
+    from dockline.render import LazyConsole
+
+    for force_terminal in (False, True):
+        lazy_out, rich_out = io.StringIO(), io.StringIO()
+        lazy = LazyConsole(file=lazy_out, soft_wrap=True, width=20)
+        say(lazy, text)
+        real = Console(file=rich_out, soft_wrap=True, width=20, force_terminal=force_terminal)
+        say(real, text)
+        # THEN the bytes are the same, and rich was never made for the lazy one
+        assert lazy_out.getvalue() == rich_out.getvalue()
+        assert lazy._console is None

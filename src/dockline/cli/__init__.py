@@ -4,8 +4,6 @@ Errors raised as DocklineError become one line on stderr and a non-zero exit cod
 (2 for bad usage or configuration, 1 otherwise); a traceback is a bug.
 """
 
-from __future__ import annotations
-
 import logging
 import os
 import sys

@@ -4,8 +4,6 @@ Each command lives in the module of its idea (run, ledger, notifications, status
 aws); ``dockline.cli`` imports them all so they register on ``app``.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from dataclasses import dataclass
@@ -13,24 +11,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from dockline import __version__
 from dockline.errors import UsageError
 from dockline.jsonx import dumps
-from dockline.render import literal, say
+from dockline.render import LazyConsole, literal, say
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from dockline.config import Settings
     from dockline.render_table import LiteralTable
 
 # Piped into a file or a CI log, tables get 160 columns instead of Rich's default 80
 # (COLUMNS still wins); a terminal keeps its own width.
-console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
+console = LazyConsole(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 # Errors and status lines are one line each: never folded at 80 columns when stderr is a
 # file or a pipe (rich's default width there), so a long key stays on one line.
-err = Console(stderr=True, soft_wrap=True)
+err = LazyConsole(stderr=True, soft_wrap=True)
 
 DEFAULT_DATA_DIR = "dockline-data"
 
@@ -63,7 +61,7 @@ class Context:
     data_dir: Path
     config: Path | None
 
-    def settings(self) -> Settings:
+    def settings(self) -> "Settings":
         from dockline.config import load_settings  # routes, schemas, toml: not for --help
 
         return load_settings(self.config, search_dir=Path.cwd())
@@ -123,7 +121,7 @@ def root(
     ctx.obj = Context(data_dir=data_dir, config=config)
 
 
-def new_table(title: str, *columns: tuple[str, int]) -> LiteralTable:
+def new_table(title: str, *columns: tuple[str, int]) -> "LiteralTable":
     """A table that stays readable in 80 columns: (name, 0) never wraps, (name, n) folds
     but keeps at least n characters, (name, -1) takes the remaining width.
 
@@ -156,6 +154,6 @@ def status_style(status: str) -> str:
     }.get(status, "white")
 
 
-def status_cell(status: str) -> Text:
+def status_cell(status: str) -> "Text":
     """The status cell: the state's own words, coloured by _status_style."""
     return literal(status, style=status_style(status))

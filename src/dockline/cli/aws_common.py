@@ -8,11 +8,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-
 from dockline.errors import UsageError
+from dockline.render import LazyConsole, rich_console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from dockline.aws.backfill import Tally
     from dockline.aws.runtime import Clients
     from dockline.config import Settings
@@ -42,7 +43,7 @@ def parse_since(text: str | None) -> datetime | None:
 
 
 @contextmanager
-def backfill_progress(console: Console, *, enabled: bool) -> Iterator[Callable[[Tally], None]]:
+def backfill_progress(console: Console | LazyConsole, *, enabled: bool) -> Iterator[Callable[[Tally], None]]:
     """A progress display on a terminal (the total is unknown while the bucket is walked:
     the bar pulses and the counts grow); a callback that does nothing otherwise."""
     if not enabled:
@@ -51,7 +52,7 @@ def backfill_progress(console: Console, *, enabled: bool) -> Iterator[Callable[[
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     columns = (SpinnerColumn(), TextColumn("backfill"), BarColumn(), TextColumn("{task.description}"))
-    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
+    with Progress(*columns, TimeElapsedColumn(), console=rich_console(console), transient=True) as progress:
         task = progress.add_task("", total=None)
 
         def show(tally: Tally) -> None:

@@ -1,17 +1,16 @@
 """dockline console: the local web console (Starlette + uvicorn, the `console` extra)."""
 
-from __future__ import annotations
-
 import errno
-import secrets
-import socket
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dockline.cli.app import app, console, context_of
 from dockline.errors import DocklineError, UsageError
 from dockline.render import say
+
+if TYPE_CHECKING:
+    import socket
 
 INSTALL_HINT = "pip install 'dockline[console]'"
 
@@ -56,6 +55,8 @@ def console_command(
     loopback = is_loopback(host)
     made = token is None and not loopback
     if made:
+        import secrets  # only when a token is made: start-up
+
         token = secrets.token_urlsafe(24)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
@@ -70,9 +71,7 @@ def console_command(
     console.file.flush()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(
-                source, token=token, loopback=loopback, extra=[metrics_route(source.data_dir, source.settings)]
-            ),
+            create_app(source, token=token, loopback=loopback, extra=[metrics_route(source.data_dir, source.settings)]),
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -84,8 +83,10 @@ def console_command(
         sock.close()
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int) -> "socket.socket":
     """A listening socket on ``host:port``, or a one-line error (in use, unknown host)."""
+    import socket  # only when the console starts: start-up
+
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:

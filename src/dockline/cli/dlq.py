@@ -1,7 +1,5 @@
 """dlq list / show / redrive, locally or on an AWS queue."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

@@ -1,7 +1,5 @@
 """ledger list / export / get and files list: paged, filtered, streamed."""
 
-from __future__ import annotations
-
 import contextlib
 import sys
 from pathlib import Path
@@ -71,10 +69,10 @@ def ledger_list(
                 say(err, f"dockline: the newest {count} items shown; there are more: use --all, --limit N or a filter")
             return
 
-        def build(title: str) -> LiteralTable:
+        def build(title: str) -> "LiteralTable":
             return new_table(title, ("pk", 12), ("key", 16), ("status", 0), ("payload", -1))
 
-        def add(table: LiteralTable, row: Any) -> None:
+        def add(table: "LiteralTable", row: Any) -> None:
             payload = row["payload"]
             if payload is None:
                 payload = f"(oversized: {row['bucket']}/{row['key']}?sha256={row['version']})"
@@ -116,7 +114,9 @@ def ledger_export(
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             bar = stack.enter_context(
-                Progress(TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err)
+                Progress(
+                    TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err.rich
+                )
             )
             task = bar.add_task("export", total=count_items(engine.db, where))
             step = [0]
@@ -204,7 +204,7 @@ def files_list(
                 say(err, f"dockline: the newest {count} files shown; there are more: use --all, --limit N or a filter")
             return
 
-        def build(title: str) -> LiteralTable:
+        def build(title: str) -> "LiteralTable":
             return new_table(
                 title,
                 ("key", 20),
@@ -217,7 +217,7 @@ def files_list(
                 ("reason", -1),
             )
 
-        def add(table: LiteralTable, row: dict[str, Any]) -> None:
+        def add(table: "LiteralTable", row: dict[str, Any]) -> None:
             reason = row["error"] or ""
             if row["skipped"]:
                 reason = (
@@ -268,10 +268,10 @@ def _ignored_list(
             _write_rows(page, ndjson=ndjson)
             return
 
-        def build(title: str) -> LiteralTable:
+        def build(title: str) -> "LiteralTable":
             return new_table(title, ("key", 20), ("nearest route", 0), ("why", 0), ("detail", -1))
 
-        def add(table: LiteralTable, row: dict[str, Any]) -> None:
+        def add(table: "LiteralTable", row: dict[str, Any]) -> None:
             table.add_row(row["key"], row["nearest_route"] or "", row["why"], row["detail"])
 
         rows = list(page)

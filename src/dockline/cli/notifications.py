@@ -1,11 +1,8 @@
 """notifications list / redeliver, and prune of old notifications."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 
 from dockline.cli.app import (
     app,
@@ -41,6 +38,8 @@ def notifications_list(
         ("status", 0),
         ("deliveries", 24),
     )
+    from rich.text import Text  # rich: only when a table is printed
+
     for m in messages:
         # One line per delivery; each line's own text (a receiver's answer) shown literally.
         deliveries = Text("\n".join(visible(_delivery_state(d)) for d in m["deliveries"]))

@@ -1,7 +1,5 @@
 """dockline reprocess: run settled files again (after csv_schema, on_bad_record ... changed)."""
 
-from __future__ import annotations
-
 import contextlib
 import threading
 from collections import Counter
@@ -116,7 +114,7 @@ def _reprocess(engine: Any, selection: Any, *, workers: int | None) -> int:
         MofNCompleteColumn(),
         TextColumn("files, {task.fields[records]:,} records"),
         TimeRemainingColumn(),
-        console=err,
+        console=err.rich,
         disable=not err.is_terminal,
         transient=True,
     ) as bar:

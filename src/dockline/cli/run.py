@@ -1,7 +1,5 @@
 """put, run (with its signal handling and summaries) and demo."""
 
-from __future__ import annotations
-
 import os
 import signal
 import sys
@@ -174,7 +172,7 @@ def _run_once_with_bar(engine: Any, *, workers: int | None, stop: threading.Even
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[records]} records, {task.fields[files]} files"),
-        console=err,
+        console=err.rich,
         disable=not err.is_terminal,
         transient=True,
     ) as bar:

@@ -1,7 +1,5 @@
 """dockline status: one look, --watch, --json and --check."""
 
-from __future__ import annotations
-
 import sys
 import time
 from collections.abc import Callable
@@ -128,7 +126,7 @@ def _status_watch(read: Any, *, as_json: bool) -> None:
 
     try:
         if console.is_terminal and not as_json:
-            with Live(status_view(read()), console=console, auto_refresh=False) as live:
+            with Live(status_view(read()), console=console.rich, auto_refresh=False) as live:
                 while True:
                     time.sleep(STATUS_REFRESH_SECONDS)
                     live.update(status_view(read()), refresh=True)

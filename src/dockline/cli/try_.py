@@ -1,7 +1,5 @@
 """dockline try: a dry run of the whole chain on one file (``dockline.trial``)."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any

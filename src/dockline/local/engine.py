@@ -18,14 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dockline import redrive
 from dockline.config import Settings
 from dockline.errors import DocklineError, UsageError
 from dockline.lifecycle import Lifecycle, Result, Step, Work
 from dockline.local.db import Database, StorageError
 from dockline.local.deliveries import DeliveryWorker
-from dockline.local.inotify import BucketWatch
 from dockline.local.ledger import SQLiteLedger
 from dockline.local.lock import DatabaseUnavailable
 from dockline.local.progress import Board
@@ -35,7 +34,10 @@ from dockline.local.subscriptions import build_subscriptions
 from dockline.local.topic import LocalTopic, SQLiteDeadLetters
 from dockline.models import DeadLetter, ObjectRef, Outcome, Status
 from dockline.pipeline import Pipeline, iso
-from dockline.redrive import RedriveStep
+
+if TYPE_CHECKING:
+    from dockline.local.inotify import BucketWatch
+    from dockline.redrive import RedriveStep
 
 log = logging.getLogger("dockline.local")
 
@@ -358,6 +360,8 @@ class LocalEngine:
 
         Raises UsageError for an unknown id.
         """
+        from dockline import redrive  # only dlq redrive: start-up
+
         return redrive.plan(list(self.dead_letters.list()), ids, self._locate)
 
     def _locate(self, letter: DeadLetter) -> tuple[ObjectRef | None, str]:
@@ -369,6 +373,8 @@ class LocalEngine:
     def redrive(self, steps: list[RedriveStep]) -> list[tuple[RedriveStep, Outcome | None]]:
         """Carry out a plan; a letter is removed once it is resolved (see ``redrive.execute``)."""
         results: list[tuple[RedriveStep, Outcome | None]] = []
+        from dockline import redrive
+
         for done in redrive.execute(steps, self.lifecycle, now=self.now):
             if done.resolved:
                 self.dead_letters.remove(done.step.letter.id)
