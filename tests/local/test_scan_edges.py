@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -379,3 +380,25 @@ def test_the_walk_holds_one_descriptor_per_level_not_per_folder(engine: LocalEng
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     # THEN every file is found
     assert len(result.ready) == 300
+
+
+# -- issue 11: the event time of a file, from its mtime, without a datetime per file ---------
+@given(st.integers(min_value=-2_000_000_000 * 10**9, max_value=12_000_000_000 * 10**9))
+def test_event_time_is_the_mtime_truncated_to_the_millisecond(mtime_ns: int) -> None:
+    from dockline.local.store import event_time
+
+    seconds, nanos = divmod(mtime_ns, 10**9)
+    whole = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    assert event_time(mtime_ns) == f"{whole}.{nanos // 10**6:03d}Z"
+    assert event_time(mtime_ns + 10**9) != event_time(mtime_ns)  # the one-second cache moves on
+
+
+def test_event_time_of_a_real_file_is_what_the_ledger_records(tmp_path: Path) -> None:
+    # GIVEN a file whose mtime ends in .999999999 s (a float's rounding would say the next second)
+    from dockline.local.store import event_time
+
+    path = tmp_path / "a.json"
+    path.write_text("{}")
+    os.utime(path, ns=(1_764_547_199_999_999_999, 1_764_547_199_999_999_999))
+    # THEN its event time is that second's last millisecond
+    assert event_time(path.stat().st_mtime_ns) == "2025-11-30T23:59:59.999Z"

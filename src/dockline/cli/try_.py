@@ -26,12 +26,12 @@ def try_(
     as_json: Annotated[bool, typer.Option("--json", help="Everything, as one JSON object (exact numbers).")] = False,
 ) -> None:
     """Dry-run one file: route, records, validation, transform output, items, notification."""
-    from dockline.pipeline import iso
+    from dockline.local.store import event_time
     from dockline.trial import try_file
 
     try:
         data = file.read_bytes()
-        written = iso(datetime.fromtimestamp(file.stat().st_mtime, tz=UTC))  # as the local engine's ref says
+        written = event_time(file.stat().st_mtime_ns)  # as the local engine's ref says
     except OSError as exc:
         raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
     settings = context_of(ctx).settings().pipeline
