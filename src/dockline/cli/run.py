@@ -1,5 +1,6 @@
 """put, run (with its signal handling and summaries) and demo."""
 
+import gc
 import os
 import signal
 import sys
@@ -101,6 +102,10 @@ def run(
             say(err, f"not processing: {exc}; trying again in {backoff:g}s")
             time.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+    # What exists now (modules, settings, the engine) lives as long as the process: frozen, the
+    # collector stops walking it at every full collection (~20 of ~40 ms of GC in a 5,000-file
+    # run --once; bench/small_stages.py). Nothing is disabled: new garbage is collected as before.
+    gc.freeze()
     server = _serve_metrics(engine, metrics_host, metrics_port) if metrics_port is not None else None
     try:
         _run(engine, once=once, workers=workers, quiet=quiet, strict=strict, progress_seconds=progress_seconds)
