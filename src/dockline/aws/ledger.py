@@ -23,6 +23,10 @@ Idempotency without extra calls (see docs/aws.md for the whole design):
 - Every other file (failed, duplicate, conflict, every per-record file) gets its **file
   marker** (``dockline#file#<bucket>/<key>@<version>``) from ``settle``, conditionally,
   so a re-delivery finds it and is not notified twice.
+- A **re-delivery** of a settled, announced version is learned from the write that settles
+  it (the refused document put's marker read, or the refused marker put's old item), at no
+  call of its own: ``settle`` returns ``SettledBefore`` and the core reports the file as
+  settled earlier, so the handler counts it once (issue 11).
 - **Batches** (``dockline.batch``, an SQS batch of small files): the processed documents'
   markers, unconditional puts anyway, share a ``BatchWriteItem`` (``mark_notified_batch``).
   Document puts stay one conditional PutItem each: in a shared TransactWriteItems each
@@ -38,7 +42,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,6 +55,7 @@ from dockline.errors import DocklineError, PermanentError, TransientError
 from dockline.ledger import Existing, LedgerBase, Verdict, Verdicts, judge
 from dockline.models import ConflictPolicy, ObjectRef, Outcome, Record, Status
 from dockline.pipeline import iso
+from dockline.ports import Owed, SettledBefore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -76,6 +81,11 @@ class _FileState:
     notified_on_item: bool = False
     # pks this version wrote, so a file that ends failed can take them back (discard).
     written: list[str] = field(default_factory=list)
+    # This attempt recorded the version's final state (put its file marker, or closed its
+    # outbox): finding that state again (a retried call, or the core taking a batch's files
+    # one by one after a later step failed) is this attempt's own write, not a version
+    # settled before, which nobody would count. A new delivery starts afresh (``begin``).
+    settled_here: bool = False
 
 
 @dataclass
@@ -164,8 +174,11 @@ class DynamoDBLedger(LedgerBase):
         state.written.extend(pk for pk, (verdict, _) in verdicts.items() if verdict is Verdict.WRITTEN)
         return [verdicts[r.pk] for r in records]
 
-    def settle(self, outcome: Outcome, *, now: str) -> bool:
-        """Record the final state; True when a notification is still owed.
+    def settle(self, outcome: Outcome, *, now: str) -> Owed:
+        """Record the final state; True when a notification is still owed, and
+        ``SettledBefore`` (the state recorded then) when an earlier delivery settled and
+        announced this version: the claim is lazy, so only here does the ledger learn it,
+        from the write that settles, at no extra call on a first delivery.
 
         A processed document is settled by its item already: when this attempt wrote
         it, no call. When the item was there already (a re-delivery), or this process
@@ -180,17 +193,17 @@ class DynamoDBLedger(LedgerBase):
             known.settled_at = now  # the marker mark_notified writes is stamped with it
             if known.document_fresh:
                 return True
-            if known.notified_on_item:
-                return False
+            if known.notified_on_item:  # announced before the outbox moved to the marker
+                return SettledBefore(replace(outcome, notified=True))
             marker = self._get(it.marker_pk(ref)) or {}
             # Only a processed marker counts: a failed one (left by an attempt before a
             # change of code or configuration) was notified as failed, not as processed.
-            return not (it.text(marker, "status") == Status.PROCESSED and it.flag(marker, "notified"))
-        with self._lock:
-            state = self._states.get(ref.identity)
-        received_at = state.received_at if state is not None else now
+            if it.text(marker, "status") == Status.PROCESSED and it.flag(marker, "notified"):
+                return False if known.settled_here else SettledBefore(it.outcome_from_marker(ref, marker))
+            return True
+        state = self._state(ref, now)
         owed = outcome.status.owes_notification  # a duplicate or superseded version owes none
-        marker = it.marker_item(outcome, received_at=received_at, now=now, notified=not owed)
+        marker = it.marker_item(outcome, received_at=state.received_at, now=now, notified=not owed)
         try:
             self._call(
                 "recording the file's state",
@@ -202,11 +215,15 @@ class DynamoDBLedger(LedgerBase):
             )
         except _ConditionFailed as failed:
             old = failed.item or self._get(it.marker_pk(ref)) or {}
-            return not it.flag(old, "notified")
+            if it.flag(old, "notified"):
+                return False if state.settled_here else SettledBefore(it.outcome_from_marker(ref, old))
+            return True
+        state.settled_here = True
         return owed
 
     def mark_notified(self, outcome: Outcome) -> None:
-        """Close the outbox of ``outcome``'s object version. Raises TransientError.
+        """Close the outbox of ``outcome``'s object version, and forget it: the attempt is
+        done. Raises TransientError.
 
         A processed document: one unconditional PutItem of its file marker, notified.
         Not an UpdateItem of the document item: DynamoDB bills an update for the whole
@@ -216,6 +233,13 @@ class DynamoDBLedger(LedgerBase):
         unconditionally is safe: it only ever says what just happened to this version.
         Any other file: set ``notified`` on the marker ``settle`` wrote.
         """
+        self._close(outcome)
+        with self._lock:
+            self._states.pop(outcome.ref.identity, None)
+
+    def _close(self, outcome: Outcome) -> None:
+        """``mark_notified`` without forgetting the version: it is remembered as settled by
+        this attempt (``settled_here``) until the attempt is done."""
         ref = outcome.ref
         if outcome.status is Status.PROCESSED and outcome.pk is not None:
             marker = self._notified_marker(outcome)
@@ -233,15 +257,17 @@ class DynamoDBLedger(LedgerBase):
                     ConditionExpression="etag = :version",
                     ExpressionAttributeValues={":yes": {"BOOL": True}, ":version": it.s(ref.version)},
                 )
-        with self._lock:
-            self._states.pop(ref.identity, None)
+        self._settled_here([outcome])
 
     def mark_notified_batch(self, outcomes: Sequence[Outcome]) -> None:
         """``mark_notified`` for many: the markers of processed documents, which are put
         unconditionally anyway, go 25 a ``BatchWriteItem``; a marker DynamoDB leaves
         unprocessed, and every marker of a batch call that fails, is put on its own
         (``mark_notified``), so one throttled marker costs the others nothing. Other files
-        (a conditional update each) are closed one by one. Raises TransientError."""
+        (a conditional update each) are closed one by one. The versions are forgotten only
+        when all are closed: if one fails, the core takes each file again on its own, and
+        those closed already are still this attempt's work (``settled_here``). Raises
+        TransientError."""
         shared: dict[str, tuple[Outcome, it.Item]] = {}
         alone: list[Outcome] = []
         for outcome in outcomes:
@@ -254,11 +280,15 @@ class DynamoDBLedger(LedgerBase):
             shared = {}
         pending = list(shared.values())
         for start in range(0, len(pending), BATCH_ITEMS):
-            alone.extend(self._put_markers(pending[start : start + BATCH_ITEMS]))
+            chunk = pending[start : start + BATCH_ITEMS]
+            left = self._put_markers(chunk)
+            unput = {outcome.ref.identity for outcome in left}
+            self._settled_here([outcome for outcome, _ in chunk if outcome.ref.identity not in unput])
+            alone.extend(left)
         for outcome in alone:
-            self.mark_notified(outcome)
+            self._close(outcome)
         with self._lock:
-            for outcome, _ in pending:
+            for outcome in outcomes:
                 self._states.pop(outcome.ref.identity, None)
 
     def _put_markers(self, chunk: list[tuple[Outcome, it.Item]]) -> list[Outcome]:
@@ -519,6 +549,13 @@ class DynamoDBLedger(LedgerBase):
         self._states.move_to_end(ref.identity)
         while len(self._states) > _STATE_LIMIT:
             self._states.popitem(last=False)
+
+    def _settled_here(self, outcomes: Sequence[Outcome]) -> None:
+        with self._lock:
+            for outcome in outcomes:
+                state = self._states.get(outcome.ref.identity)
+                if state is not None:
+                    state.settled_here = True
 
     def _state(self, ref: ObjectRef, now: str) -> _FileState:
         with self._lock:
