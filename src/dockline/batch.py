@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dockline.decode import RecordStream
 from dockline.errors import BusyError, DocklineError, PermanentError, TransientError
 from dockline.models import ConflictPolicy, DeadLetter, ObjectRef, Outcome, Record, Status
 from dockline.pipeline import Pipeline, _Tally, notification_for, outcome_of_error
-from dockline.ports import Unclaimed
+from dockline.ports import SettledBefore, Unclaimed
 from dockline.routes import Route
 
 log = logging.getLogger("dockline.batch")
@@ -94,7 +94,8 @@ def process_batch(pipeline: Pipeline, refs: Sequence[ObjectRef], attempts: Seque
             outcomes = _write(pipeline, refs, attempts, read, now)
             outcomes.update(settled)
             order = sorted(outcomes)
-            _settle(pipeline, [outcomes[i] for i in order], [routes[i].name for i in order], now)
+            final = _settle(pipeline, [outcomes[i] for i in order], [routes[i].name for i in order], now)
+            outcomes.update(zip(order, final, strict=True))
     except DocklineError as exc:
         if isinstance(exc, (TransientError, PermanentError)):
             return steps  # each such file again on its own (Resume): it decides per file
@@ -134,18 +135,24 @@ def _write(
     return outcomes
 
 
-def _settle(pipeline: Pipeline, outcomes: list[Outcome], routes: list[str], now: str) -> None:
+def _settle(pipeline: Pipeline, outcomes: list[Outcome], routes: list[str], now: str) -> list[Outcome]:
     """``Pipeline._finish`` for many: settle, clear old letters, dead-letter, notify, close the
-    outbox. ``routes``: each file's route name, for its notification."""
+    outbox. ``routes``: each file's route name, for its notification. Returns the outcomes as
+    settled: a version the ledger found settled and announced before (``SettledBefore``) as
+    its earlier state, never counted again as this batch's work."""
     ledger, retry, letters = pipeline.ledger, pipeline.retry, pipeline.dead_letters
     owed = retry.call(lambda: ledger.settle_batch(outcomes, now=now))
+    final = [
+        replace(w.prior, notified=True, earlier=True) if isinstance(w, SettledBefore) else o
+        for o, w in zip(outcomes, owed, strict=True)
+    ]
     if letters is not None:
-        fine = [o.ref for o in outcomes if o.status in (Status.PROCESSED, Status.DUPLICATE)]
+        fine = [o.ref for o in final if o.status in (Status.PROCESSED, Status.DUPLICATE) and not o.earlier]
         if fine:
             retry.call(lambda: letters.resolve_batch(fine))
     due = [(o, route) for o, route, w in zip(outcomes, routes, owed, strict=True) if w]
     if not due:
-        return
+        return final
     if letters is not None:
         for o, _ in due:
             if o.status is Status.FAILED:
@@ -154,3 +161,4 @@ def _settle(pipeline: Pipeline, outcomes: list[Outcome], routes: list[str], now:
     notifications = [notification_for(o, route=route) for o, route in due]
     retry.call(lambda: pipeline.notifier.publish_batch(notifications))
     retry.call(lambda: ledger.mark_notified_batch([o for o, _ in due]))
+    return final

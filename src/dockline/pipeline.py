@@ -20,7 +20,7 @@ from dockline.config import PipelineSettings
 from dockline.decode import RecordStream
 from dockline.errors import OutboxPendingError, PermanentError, SupersededError, TransientError
 from dockline.models import DeadLetter, Notification, ObjectRef, Outcome, Record, Status, WriteReport
-from dockline.ports import DeadLetters, Ledger, Notifier, ObjectStore
+from dockline.ports import DeadLetters, Ledger, Notifier, ObjectStore, SettledBefore
 from dockline.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -182,6 +182,8 @@ class Pipeline:
 
     def _finish(self, outcome: Outcome) -> Outcome:
         owed = self.retry.call(lambda: self.ledger.settle(outcome, now=self.now()))
+        if isinstance(owed, SettledBefore):  # a lazy claim's re-delivery: nothing of it is this attempt's
+            return replace(owed.prior, notified=True, earlier=True)
         if outcome.status in (Status.PROCESSED, Status.DUPLICATE) and self.dead_letters is not None:
             # The key is fine now: letters of its earlier versions (a half-written copy, a
             # broken upload since fixed) would only send someone after a solved problem.

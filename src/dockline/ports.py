@@ -18,7 +18,10 @@ against all of them):
   counts as written). It never writes a second row for one pk.
 - ``settle(outcome)`` records the final state with ``notified = false`` (the
   outbox) and returns whether a notification is still owed (``False`` when an
-  earlier delivery already sent it).
+  earlier delivery already sent it). A backend that claims lazily learns only here
+  that the version was settled and announced before this attempt: it returns
+  ``SettledBefore`` (falsy: nothing is owed) with the state recorded then, so the
+  core reports the file as ``Outcome.earlier``, as ``begin`` lets it elsewhere.
 - ``mark_notified(outcome)`` closes the outbox entry after a successful publish.
 - ``discard(ref)`` removes every item that version wrote, before it settles as
   failed: a failed file leaves nothing in the ledger.
@@ -55,6 +58,27 @@ class Unclaimed:
 
 
 Claim = Outcome | BusyError | Unclaimed | None  # what begin_batch says of one version
+
+
+class SettledBefore:
+    """What ``Ledger.settle`` returns when the write that settles finds the version settled
+    and announced before this attempt (a re-delivery the ledger did not see in ``begin``,
+    because it claims lazily). Falsy, like ``False``: no notification is owed. ``prior``:
+    the state recorded then, which the core reports as ``Outcome.earlier``."""
+
+    __slots__ = ("prior",)
+
+    def __init__(self, prior: Outcome) -> None:
+        self.prior = prior
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"SettledBefore({self.prior.ref.identity}, {self.prior.status})"
+
+
+Owed = bool | SettledBefore  # what settle says of one version: is its notification still owed?
 
 
 class ObjectStore(ABC):
@@ -94,8 +118,9 @@ class Ledger(ABC):
         """Insert ``records`` conditionally and classify each. Raises TransientError."""
 
     @abstractmethod
-    def settle(self, outcome: Outcome, *, now: str) -> bool:
-        """Record the final state; return True when a notification is still owed."""
+    def settle(self, outcome: Outcome, *, now: str) -> Owed:
+        """Record the final state; return True when a notification is still owed
+        (``SettledBefore`` when the version had been settled and announced before)."""
 
     @abstractmethod
     def mark_notified(self, outcome: Outcome) -> None:
@@ -121,7 +146,7 @@ class Ledger(ABC):
         the items of the files before it in the batch exactly as in separate calls."""
         return [self.write(ref, records, policy=policy, now=now) for ref, records, policy in batch]
 
-    def settle_batch(self, outcomes: Sequence[Outcome], *, now: str) -> list[bool]:
+    def settle_batch(self, outcomes: Sequence[Outcome], *, now: str) -> Sequence[Owed]:
         """``settle`` for each outcome, in order: whether each still owes its notification."""
         return [self.settle(outcome, now=now) for outcome in outcomes]
 

@@ -14,6 +14,7 @@ from dockline.aws.ledger import DynamoDBLedger
 from dockline.errors import PermanentError, TransientError
 from dockline.jsonx import dumps
 from dockline.models import ConflictPolicy, ObjectRef, Outcome, Record, Status
+from dockline.ports import SettledBefore
 from tests.aws.conftest import TABLE
 from tests.aws.world import CallLog
 
@@ -281,7 +282,29 @@ def test_settle_writes_a_marker_for_a_failed_file_and_owes_one_notification(
     # WHEN the same version settles again before the notification went out: still owed
     assert ledger.settle(failed, now=NOW) is True
     ledger.mark_notified(failed)
-    assert ledger.settle(failed, now=NOW) is False
+    # AND once it went out, a settle finds the version settled before (its recorded state)
+    again = ledger.settle(failed, now=NOW)
+    assert isinstance(again, SettledBefore)
+    assert (again.prior.status, again.prior.error, again.prior.notified) == (Status.FAILED, "truncated JSON", True)
+
+
+@pytest.mark.parametrize("status", [Status.DUPLICATE, Status.SUPERSEDED])
+def test_item1_a_settle_retried_within_one_attempt_is_that_attempts_own_not_a_version_settled_before(
+    ledger: DynamoDBLedger, status: Status
+) -> None:
+    # GIVEN a version that owes no notification, settled by this attempt (its marker is
+    # notified at once), and the call retried (its answer lost, or a batch taken file by file)
+    r = ref("incoming/quiet.json")
+    ledger.begin(r, now=NOW)
+    outcome = Outcome(ref=r, status=status, error="nothing new")
+    assert ledger.settle(outcome, now=NOW) is False
+    # WHEN it settles again in the same attempt: still this attempt's, owing nothing
+    assert ledger.settle(outcome, now=NOW) is False
+    # THEN a new delivery of it (begin) finds it settled before
+    ledger.begin(r, now=NOW)
+    again = ledger.settle(outcome, now=NOW)
+    assert isinstance(again, SettledBefore)
+    assert (again.prior.status, again.prior.notified) == (status, True)
 
 
 def test_mark_notified_never_marks_a_newer_version_that_replaced_the_item(
@@ -346,7 +369,9 @@ def test_settling_a_document_this_process_did_not_write_asks_its_marker(ledger: 
     ledger.mark_notified(outcome)
     calls = CallLog()
     dynamodb.meta.events.register("before-call", calls)
-    assert DynamoDBLedger(TABLE, client=dynamodb).settle(outcome, now=NOW) is False
+    settled = DynamoDBLedger(TABLE, client=dynamodb).settle(outcome, now=NOW)
+    assert isinstance(settled, SettledBefore)  # nothing owed, and not this attempt's work
+    assert (settled.prior.status, settled.prior.pk, settled.prior.records) == (Status.PROCESSED, "o-1", 1)
     assert calls.calls == ["dynamodb.GetItem"]
 
 
@@ -387,7 +412,9 @@ def test_a_document_item_from_before_the_outbox_moved_is_trusted_when_notified(
     ledger.begin(r, now=NOW)
     assert ledger.write(r, [rec("old", {"id": "old"})], policy=REJECT, now=NOW).written == ("old",)
     # THEN nothing is owed, and no marker had to be read
-    assert ledger.settle(Outcome(ref=r, status=Status.PROCESSED, pk="old", records=1), now=NOW) is False
+    settled = ledger.settle(Outcome(ref=r, status=Status.PROCESSED, pk="old", records=1), now=NOW)
+    assert isinstance(settled, SettledBefore)
+    assert (settled.prior.status, settled.prior.notified) == (Status.PROCESSED, True)
     assert calls.calls == ["dynamodb.PutItem"]
 
 
@@ -408,7 +435,9 @@ def test_a_late_redelivery_of_a_notified_version_replaced_by_a_newer_one_sends_n
     assert [pk for pk, _ in report.conflicts] == ["x"]
     # ...THEN its own processed, notified marker is found: no conflict notice for it
     conflict = Outcome(ref=v1, status=Status.CONFLICT, pk="x", error="other content")
-    assert ledger.settle(conflict, now=NOW) is False
+    settled = ledger.settle(conflict, now=NOW)
+    assert isinstance(settled, SettledBefore)
+    assert settled.prior.status is Status.PROCESSED  # reported as what it settled as, not a conflict
 
 
 def test_reopen_removes_only_a_failed_marker(ledger: DynamoDBLedger, dynamodb: Any) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from dockline.jsonx import dumps, loads
 from dockline.models import ConflictPolicy, ObjectRef, Outcome, Record, Status
-from dockline.ports import Ledger
+from dockline.ports import Ledger, SettledBefore
 
 NOW = "2026-11-27T00:00:00.000Z"
 
@@ -61,7 +61,9 @@ class LedgerContract:
         if prior is None:  # a lazily claiming backend finds out at write/settle time
             report = ledger.write(r, [record("a", {"id": "a"})], policy=ConflictPolicy.REJECT, now=NOW)
             assert report.written == ("a",)
-            assert ledger.settle(outcome, now=NOW) is False
+            settled = ledger.settle(outcome, now=NOW)  # owes nothing: the version settled before
+            assert isinstance(settled, SettledBefore)
+            assert (settled.prior.status, settled.prior.notified) == (Status.PROCESSED, True)
         else:
             assert prior.status is Status.PROCESSED
             assert prior.notified is True
@@ -131,7 +133,9 @@ class LedgerContract:
         ledger.mark_notified(failed)
         prior = ledger.begin(r, now=NOW)
         if prior is None:
-            assert ledger.settle(failed, now=NOW) is False
+            settled = ledger.settle(failed, now=NOW)
+            assert isinstance(settled, SettledBefore)
+            assert (settled.prior.status, settled.prior.error) == (Status.FAILED, "truncated JSON")
         else:
             assert prior.status is Status.FAILED
             assert prior.error == "truncated JSON"
@@ -253,7 +257,9 @@ class LedgerContract:
         assert owed is False
         prior = ledger.begin(r, now=NOW)
         if prior is None:
-            assert ledger.settle(superseded, now=NOW) is False
+            settled = ledger.settle(superseded, now=NOW)
+            assert isinstance(settled, SettledBefore)
+            assert settled.prior.status is Status.SUPERSEDED
         else:
             assert prior.status is Status.SUPERSEDED
 

@@ -20,9 +20,15 @@ Idempotency without extra calls (see docs/aws.md for the whole design):
   old items, so every record is classified like a document and nothing is silently
   overwritten. ``record_writes="batch"`` uses ``BatchWriteItem`` (25 per call,
   ``UnprocessedItems`` retried with backoff): half the write cost, but unconditional.
+  The writes themselves live in ``aws/item_writes.py``; this module holds the file
+  lifecycle (claims, settling, the outbox markers, reopen, discard).
 - Every other file (failed, duplicate, conflict, every per-record file) gets its **file
   marker** (``dockline#file#<bucket>/<key>@<version>``) from ``settle``, conditionally,
   so a re-delivery finds it and is not notified twice.
+- A **re-delivery** of a settled, announced version is learned from the write that settles
+  it (the refused document put's marker read, or the refused marker put's old item), at no
+  call of its own: ``settle`` returns ``SettledBefore`` and the core reports the file as
+  settled earlier, so the handler counts it once (issue 11).
 - **Batches** (``dockline.batch``, an SQS batch of small files): the processed documents'
   markers, unconditional puts anyway, share a ``BatchWriteItem`` (``mark_notified_batch``).
   Document puts stay one conditional PutItem each: in a shared TransactWriteItems each
@@ -33,34 +39,29 @@ Idempotency without extra calls (see docs/aws.md for the whole design):
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
-
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import TYPE_CHECKING, Any
 
 from dockline.aws import items as it
-from dockline.aws.errors import error_code, error_message, is_retryable, translate
+from dockline.aws.item_writes import BATCH_ITEMS, ItemWrites, RecordWrites, WriteVerdict
+from dockline.aws.table import ConditionFailed, Table
 from dockline.config import PipelineSettings
-from dockline.errors import DocklineError, PermanentError, TransientError
-from dockline.ledger import Existing, LedgerBase, Verdict, Verdicts, judge
+from dockline.errors import DocklineError, TransientError
+from dockline.ledger import LedgerBase, Verdict, Verdicts
 from dockline.models import ConflictPolicy, ObjectRef, Outcome, Record, Status
 from dockline.pipeline import iso
+from dockline.ports import Owed, SettledBefore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-RecordWrites = Literal["checked", "batch"]
+__all__ = ["DynamoDBLedger", "RecordWrites"]
 
-TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
-TRANSACTION_BYTES = 3_800_000  # under the 4 MB aggregate limit, by the upper-bound estimate
-BATCH_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
-MAX_ROUNDS = 8  # conditional retries / unprocessed-item retries before giving up for now
 _STATE_LIMIT = 1024  # object versions whose in-flight state one container remembers
 
 
@@ -76,18 +77,11 @@ class _FileState:
     notified_on_item: bool = False
     # pks this version wrote, so a file that ends failed can take them back (discard).
     written: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Put:
-    record: Record
-    item: it.Item
-    # None: the pk must be new; else (bucket, key, etag, content_hash) of the item to replace
-    replaces: tuple[str, str, str, str] | None = None
-
-
-# A verdict on one record (never REPLACE), with the first version's key for a conflict.
-_Verdict = tuple[Verdict, str]
+    # This attempt recorded the version's final state (put its file marker, or closed its
+    # outbox): finding that state again (a retried call, or the core taking a batch's files
+    # one by one after a later step failed) is this attempt's own write, not a version
+    # settled before, which nobody would count. A new delivery starts afresh (``begin``).
+    settled_here: bool = False
 
 
 class DynamoDBLedger(LedgerBase):
@@ -109,25 +103,17 @@ class DynamoDBLedger(LedgerBase):
             raise DocklineError(f"record_writes must be 'checked' or 'batch', not {record_writes!r}")
         self.table_name = table_name
         self.record_writes = record_writes
-        self._client = client
-        self._factory = client_factory
+        self._table = Table(table_name, client=client, client_factory=client_factory, sleep=sleep)
+        self._writes = ItemWrites(self._table, record_writes=record_writes)
         self._settings = settings or PipelineSettings()
         self._claim_min_bytes = claim_min_bytes
-        self._sleep = sleep
         self._clock = clock  # only for a marker whose file this process never saw settle
         self._states: OrderedDict[str, _FileState] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
     def client(self) -> DynamoDBClient:
-        if self._client is None:
-            if self._factory is not None:
-                self._client = self._factory()
-            else:
-                import boto3
-
-                self._client = boto3.client("dynamodb")
-        return self._client
+        return self._table.client
 
     # -- the port ------------------------------------------------------------------
     def begin(self, ref: ObjectRef, *, now: str) -> Outcome | None:
@@ -140,7 +126,7 @@ class DynamoDBLedger(LedgerBase):
             self._remember(ref, _FileState(received_at=now))
         if not self._is_multi(ref) or ref.size is None or ref.size < self._claim_min_bytes:
             return None
-        marker = self._get(it.marker_pk(ref))
+        marker = self._table.get(it.marker_pk(ref))
         if marker is None:
             return None
         prior = it.outcome_from_marker(ref, marker)
@@ -152,20 +138,24 @@ class DynamoDBLedger(LedgerBase):
         Raises PermanentError for records DynamoDB cannot store, TransientError.
         """
         state = self._state(ref, now)
-        verdicts: dict[str, _Verdict] = {}
+        verdicts: dict[str, WriteVerdict] = {}
         for record in records:
             if record.index is None:
-                verdicts[record.pk] = self._put_document(ref, record, policy, state, now)
+                put = self._writes.document(ref, record, policy, received_at=state.received_at, now=now)
+                if put.verdict[0] is Verdict.WRITTEN:  # a re-delivery's settle asks the marker
+                    state.document_fresh, state.notified_on_item = put.inserted, put.notified_on_item
+                verdicts[record.pk] = put.verdict
         indexed = [r for r in records if r.index is not None]  # pks are distinct (LedgerBase.write)
-        if indexed and self.record_writes == "batch":
-            verdicts.update(self._batch_write(ref, indexed, state, now))
-        elif indexed:
-            verdicts.update(self._transact_write(ref, indexed, policy, state, now))
+        if indexed:
+            verdicts.update(self._writes.records(ref, indexed, policy, received_at=state.received_at, now=now))
         state.written.extend(pk for pk, (verdict, _) in verdicts.items() if verdict is Verdict.WRITTEN)
         return [verdicts[r.pk] for r in records]
 
-    def settle(self, outcome: Outcome, *, now: str) -> bool:
-        """Record the final state; True when a notification is still owed.
+    def settle(self, outcome: Outcome, *, now: str) -> Owed:
+        """Record the final state; True when a notification is still owed, and
+        ``SettledBefore`` (the state recorded then) when an earlier delivery settled and
+        announced this version: the claim is lazy, so only here does the ledger learn it,
+        from the write that settles, at no extra call on a first delivery.
 
         A processed document is settled by its item already: when this attempt wrote
         it, no call. When the item was there already (a re-delivery), or this process
@@ -180,33 +170,37 @@ class DynamoDBLedger(LedgerBase):
             known.settled_at = now  # the marker mark_notified writes is stamped with it
             if known.document_fresh:
                 return True
-            if known.notified_on_item:
-                return False
-            marker = self._get(it.marker_pk(ref)) or {}
+            if known.notified_on_item:  # announced before the outbox moved to the marker
+                return SettledBefore(replace(outcome, notified=True))
+            marker = self._table.get(it.marker_pk(ref)) or {}
             # Only a processed marker counts: a failed one (left by an attempt before a
             # change of code or configuration) was notified as failed, not as processed.
-            return not (it.text(marker, "status") == Status.PROCESSED and it.flag(marker, "notified"))
-        with self._lock:
-            state = self._states.get(ref.identity)
-        received_at = state.received_at if state is not None else now
+            if it.text(marker, "status") == Status.PROCESSED and it.flag(marker, "notified"):
+                return False if known.settled_here else SettledBefore(it.outcome_from_marker(ref, marker))
+            return True
+        state = self._state(ref, now)
         owed = outcome.status.owes_notification  # a duplicate or superseded version owes none
-        marker = it.marker_item(outcome, received_at=received_at, now=now, notified=not owed)
+        marker = it.marker_item(outcome, received_at=state.received_at, now=now, notified=not owed)
         try:
-            self._call(
+            self._table.call(
                 "recording the file's state",
-                self.client.put_item,
-                TableName=self.table_name,
+                self._table.client.put_item,
+                TableName=self._table.name,
                 Item=marker,
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except _ConditionFailed as failed:
-            old = failed.item or self._get(it.marker_pk(ref)) or {}
-            return not it.flag(old, "notified")
+        except ConditionFailed as failed:
+            old = failed.item or self._table.get(it.marker_pk(ref)) or {}
+            if it.flag(old, "notified"):
+                return False if state.settled_here else SettledBefore(it.outcome_from_marker(ref, old))
+            return True
+        state.settled_here = True
         return owed
 
     def mark_notified(self, outcome: Outcome) -> None:
-        """Close the outbox of ``outcome``'s object version. Raises TransientError.
+        """Close the outbox of ``outcome``'s object version, and forget it: the attempt is
+        done. Raises TransientError.
 
         A processed document: one unconditional PutItem of its file marker, notified.
         Not an UpdateItem of the document item: DynamoDB bills an update for the whole
@@ -216,32 +210,43 @@ class DynamoDBLedger(LedgerBase):
         unconditionally is safe: it only ever says what just happened to this version.
         Any other file: set ``notified`` on the marker ``settle`` wrote.
         """
+        self._close(outcome)
+        with self._lock:
+            self._states.pop(outcome.ref.identity, None)
+
+    def _close(self, outcome: Outcome) -> None:
+        """``mark_notified`` without forgetting the version: it is remembered as settled by
+        this attempt (``settled_here``) until the attempt is done."""
         ref = outcome.ref
         if outcome.status is Status.PROCESSED and outcome.pk is not None:
             marker = self._notified_marker(outcome)
-            self._call("recording the notification", self.client.put_item, TableName=self.table_name, Item=marker)
+            self._table.call(
+                "recording the notification", self._table.client.put_item, TableName=self._table.name, Item=marker
+            )
         else:
             # The condition keeps the update from creating a stub marker where there is
             # none (a redrive reopened it meanwhile): then there is nothing to close.
-            with contextlib.suppress(_ConditionFailed):
-                self._call(
+            with contextlib.suppress(ConditionFailed):
+                self._table.call(
                     "recording the notification",
-                    self.client.update_item,
-                    TableName=self.table_name,
+                    self._table.client.update_item,
+                    TableName=self._table.name,
                     Key={"pk": it.s(it.marker_pk(ref))},
                     UpdateExpression="SET notified = :yes",
                     ConditionExpression="etag = :version",
                     ExpressionAttributeValues={":yes": {"BOOL": True}, ":version": it.s(ref.version)},
                 )
-        with self._lock:
-            self._states.pop(ref.identity, None)
+        self._settled_here([outcome])
 
     def mark_notified_batch(self, outcomes: Sequence[Outcome]) -> None:
         """``mark_notified`` for many: the markers of processed documents, which are put
         unconditionally anyway, go 25 a ``BatchWriteItem``; a marker DynamoDB leaves
         unprocessed, and every marker of a batch call that fails, is put on its own
         (``mark_notified``), so one throttled marker costs the others nothing. Other files
-        (a conditional update each) are closed one by one. Raises TransientError."""
+        (a conditional update each) are closed one by one. The versions are forgotten only
+        when all are closed: if one fails, the core takes each file again on its own, and
+        those closed already are still this attempt's work (``settled_here``). Raises
+        TransientError."""
         shared: dict[str, tuple[Outcome, it.Item]] = {}
         alone: list[Outcome] = []
         for outcome in outcomes:
@@ -254,28 +259,34 @@ class DynamoDBLedger(LedgerBase):
             shared = {}
         pending = list(shared.values())
         for start in range(0, len(pending), BATCH_ITEMS):
-            alone.extend(self._put_markers(pending[start : start + BATCH_ITEMS]))
+            chunk = pending[start : start + BATCH_ITEMS]
+            left = self._put_markers(chunk)
+            unput = {outcome.ref.identity for outcome in left}
+            self._settled_here([outcome for outcome, _ in chunk if outcome.ref.identity not in unput])
+            alone.extend(left)
         for outcome in alone:
-            self.mark_notified(outcome)
+            self._close(outcome)
         with self._lock:
-            for outcome, _ in pending:
+            for outcome in outcomes:
                 self._states.pop(outcome.ref.identity, None)
 
     def _put_markers(self, chunk: list[tuple[Outcome, it.Item]]) -> list[Outcome]:
         """Put ``chunk``'s markers in one ``BatchWriteItem`` (unprocessed ones retried once);
         returns the outcomes whose markers are still to be put, each on its own."""
-        request: Any = {self.table_name: [{"PutRequest": {"Item": item}} for _, item in chunk]}
+        request: Any = {self._table.name: [{"PutRequest": {"Item": item}} for _, item in chunk]}
         for attempt in range(2):
             try:
-                response = self._call("recording notifications", self.client.batch_write_item, RequestItems=request)
+                response = self._table.call(
+                    "recording notifications", self._table.client.batch_write_item, RequestItems=request
+                )
             except TransientError:
                 break  # the whole call: what is left goes one by one, each with its own retries
             request = response.get("UnprocessedItems") or {}
             if not request:
                 return []
             if attempt == 0:
-                self._backoff(1)
-        left = {it.text(r["PutRequest"]["Item"], "pk") for r in request.get(self.table_name, [])}
+                self._table.backoff(1)
+        left = {it.text(r["PutRequest"]["Item"], "pk") for r in request.get(self._table.name, [])}
         return [outcome for outcome, item in chunk if it.text(item, "pk") in left]
 
     def _notified_marker(self, outcome: Outcome) -> it.Item:
@@ -293,16 +304,16 @@ class DynamoDBLedger(LedgerBase):
         """Forget that ``ref`` failed, so a redrive can settle it anew. Only a
         ``failed`` marker is removed; returns whether there was one. Raises TransientError."""
         try:
-            self._call(
+            self._table.call(
                 "reopening a failed file",
-                self.client.delete_item,
-                TableName=self.table_name,
+                self._table.client.delete_item,
+                TableName=self._table.name,
                 Key={"pk": it.s(it.marker_pk(ref))},
                 ConditionExpression="#s = :failed",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":failed": it.s(Status.FAILED)},
             )
-        except _ConditionFailed:
+        except ConditionFailed:
             return False
         return True
 
@@ -315,200 +326,13 @@ class DynamoDBLedger(LedgerBase):
             state = self._states.get(ref.identity)
         if state is None or not state.written:
             return
-        pending = list(dict.fromkeys(state.written))
-        for start in range(0, len(pending), TRANSACTION_ITEMS):
-            self._delete_chunk(ref, pending[start : start + TRANSACTION_ITEMS])
+        self._writes.delete(ref, list(dict.fromkeys(state.written)))
         state.written.clear()
-
-    def _delete_chunk(self, ref: ObjectRef, pks: list[str]) -> None:
-        for round_ in range(MAX_ROUNDS):
-            if not pks:
-                return
-            actions: Any = [
-                {
-                    "Delete": {
-                        "TableName": self.table_name,
-                        "Key": {"pk": it.s(pk)},
-                        "ConditionExpression": "#b = :b AND #k = :k AND #e = :e",
-                        "ExpressionAttributeNames": {"#b": "bucket", "#k": "key", "#e": "etag"},
-                        "ExpressionAttributeValues": {
-                            ":b": it.s(ref.bucket),
-                            ":k": it.s(ref.key),
-                            ":e": it.s(ref.version),
-                        },
-                    }
-                }
-                for pk in pks
-            ]
-            try:
-                self._call("removing a failed file's items", self.client.transact_write_items, TransactItems=actions)
-            except _Cancelled as cancelled:
-                codes = [str(r.get("Code") or "None") for r in cancelled.reasons] or ["None"] * len(pks)
-                # Not ours (any more), or gone: leave it. Innocent or throttled: again.
-                pks = [pk for pk, code in zip(pks, codes, strict=False) if code != "ConditionalCheckFailed"]
-                if any(code not in ("None", "ConditionalCheckFailed") for code in codes):
-                    self._backoff(round_ + 1)
-            else:
-                return
-        raise TransientError(f"{len(pks)} items of a failed file could not be removed yet; try again")
 
     def file_state(self, ref: ObjectRef) -> Outcome | None:
         """The settled state of ``ref`` from its marker, if it has one. Raises TransientError."""
-        marker = self._get(it.marker_pk(ref))
+        marker = self._table.get(it.marker_pk(ref))
         return it.outcome_from_marker(ref, marker) if marker is not None else None
-
-    # -- documents -------------------------------------------------------------------
-    def _put_document(
-        self, ref: ObjectRef, record: Record, policy: ConflictPolicy, state: _FileState, now: str
-    ) -> _Verdict:
-        put = _Put(record, it.record_item(ref, record, received_at=state.received_at, now=now))
-        for _ in range(MAX_ROUNDS):
-            try:
-                self._call("writing the item", self.client.put_item, **self._put_args(put))
-            except _ConditionFailed as failed:
-                old = failed.item or self._get(record.pk)
-                if old is None:
-                    put.replaces = None  # deleted in between: insert
-                    continue
-                verdict = self._judge(ref, put, old, policy)
-                if verdict is None:
-                    continue  # replace the old item, conditionally
-                if verdict[0] is Verdict.WRITTEN:  # a re-delivery: settle asks the marker
-                    state.document_fresh, state.notified_on_item = False, it.flag(old, "notified")
-                return verdict
-            else:
-                state.document_fresh, state.notified_on_item = True, False
-                return (Verdict.WRITTEN, "")
-        raise TransientError(f"the item {record.pk!r} kept changing while it was written; try again")
-
-    def _judge(self, ref: ObjectRef, put: _Put, old: Mapping[str, Any], policy: ConflictPolicy) -> _Verdict | None:
-        """Classify ``put`` against the item in its way (``ledger.judge``); None means:
-        replace it, conditionally on it being unchanged (``put.replaces`` is set)."""
-        existing = Existing(
-            bucket=it.text(old, "bucket") or "",
-            key=it.text(old, "key") or "?",
-            version=it.text(old, "etag") or "",
-            content_hash=it.text(old, "content_hash") or "",
-            sequencer=it.text(old, "sequencer"),
-            event_time=it.text(old, "event_time"),
-        )
-        verdict, origin = judge(ref, put.record, existing, policy)
-        if verdict is not Verdict.REPLACE:
-            return verdict, origin
-        put.replaces = (existing.bucket, existing.key, existing.version, existing.content_hash)
-        return None
-
-    def _put_args(self, put: _Put) -> dict[str, Any]:
-        args: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Item": put.item,
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        if put.replaces is None:
-            args["ConditionExpression"] = "attribute_not_exists(pk)"
-            return args
-        bucket, key, etag, content_hash = put.replaces
-        args["ConditionExpression"] = "#b = :ob AND #k = :ok AND #e = :oe AND content_hash = :oh"
-        args["ExpressionAttributeNames"] = {"#b": "bucket", "#k": "key", "#e": "etag"}
-        args["ExpressionAttributeValues"] = {
-            ":ob": it.s(bucket),
-            ":ok": it.s(key),
-            ":oe": it.s(etag),
-            ":oh": it.s(content_hash),
-        }
-        return args
-
-    # -- records: checked (TransactWriteItems) ----------------------------------------
-    def _transact_write(
-        self, ref: ObjectRef, records: list[Record], policy: ConflictPolicy, state: _FileState, now: str
-    ) -> dict[str, _Verdict]:
-        verdicts: dict[str, _Verdict] = {}
-        chunk: list[_Put] = []
-        size = 0
-        for record in records:
-            put = _Put(record, it.record_item(ref, record, received_at=state.received_at, now=now))
-            put_size = it.item_size(put.item)
-            if chunk and (len(chunk) == TRANSACTION_ITEMS or size + put_size > TRANSACTION_BYTES):
-                verdicts.update(self._transact_chunk(ref, chunk, policy))
-                chunk, size = [], 0
-            chunk.append(put)
-            size += put_size
-        if chunk:
-            verdicts.update(self._transact_chunk(ref, chunk, policy))
-        return verdicts
-
-    def _transact_chunk(self, ref: ObjectRef, pending: list[_Put], policy: ConflictPolicy) -> dict[str, _Verdict]:
-        verdicts: dict[str, _Verdict] = {}
-        for round_ in range(MAX_ROUNDS):
-            if not pending:
-                return verdicts
-            actions = [{"Put": self._put_args(p)} for p in pending]
-            try:
-                self._call("writing records", self.client.transact_write_items, TransactItems=actions)
-            except _Cancelled as cancelled:
-                pending = self._after_cancel(ref, pending, cancelled.reasons, policy, verdicts, round_)
-            else:
-                verdicts.update({p.record.pk: (Verdict.WRITTEN, "") for p in pending})
-                return verdicts
-        if pending:
-            raise TransientError(f"{len(pending)} records kept colliding with concurrent writes; try again")
-        return verdicts
-
-    def _after_cancel(
-        self,
-        ref: ObjectRef,
-        pending: list[_Put],
-        reasons: list[Mapping[str, Any]],
-        policy: ConflictPolicy,
-        verdicts: dict[str, _Verdict],
-        round_: int,
-    ) -> list[_Put]:
-        again: list[_Put] = []
-        busy = False
-        for put, reason in zip(pending, reasons, strict=False):
-            code = str(reason.get("Code") or "None")
-            if code == "None":
-                again.append(put)  # innocent: cancelled because another item failed
-            elif code == "ConditionalCheckFailed":
-                old = reason.get("Item") or self._get(put.record.pk)
-                if old is None:
-                    put.replaces = None
-                    again.append(put)
-                    continue
-                verdict = self._judge(ref, put, old, policy)
-                if verdict is None:
-                    again.append(put)
-                else:
-                    verdicts[put.record.pk] = verdict
-            elif code == "ValidationError":
-                raise PermanentError(f"DynamoDB refused record {put.record.pk!r}: {reason.get('Message', code)}")
-            else:  # TransactionConflict, throttling: wait, then try again
-                busy = True
-                again.append(put)
-        if busy:
-            self._backoff(round_ + 1)
-        return again
-
-    # -- records: batch (BatchWriteItem) -----------------------------------------------
-    def _batch_write(self, ref: ObjectRef, records: list[Record], state: _FileState, now: str) -> dict[str, _Verdict]:
-        for start in range(0, len(records), BATCH_ITEMS):
-            chunk = records[start : start + BATCH_ITEMS]
-            request: Any = {
-                self.table_name: [
-                    {"PutRequest": {"Item": it.record_item(ref, r, received_at=state.received_at, now=now)}}
-                    for r in chunk
-                ]
-            }
-            for attempt in range(MAX_ROUNDS + 1):
-                response = self._call("writing records", self.client.batch_write_item, RequestItems=request)
-                request = response.get("UnprocessedItems") or {}
-                if not request:
-                    break
-                if attempt == MAX_ROUNDS:
-                    left = sum(len(v) for v in request.values())
-                    raise TransientError(f"DynamoDB left {left} records unprocessed after {MAX_ROUNDS} retries")
-                self._backoff(attempt + 1)
-        return {r.pk: (Verdict.WRITTEN, "") for r in records}
 
     # -- plumbing ----------------------------------------------------------------------
     def _is_multi(self, ref: ObjectRef) -> bool:
@@ -520,6 +344,13 @@ class DynamoDBLedger(LedgerBase):
         while len(self._states) > _STATE_LIMIT:
             self._states.popitem(last=False)
 
+    def _settled_here(self, outcomes: Sequence[Outcome]) -> None:
+        with self._lock:
+            for outcome in outcomes:
+                state = self._states.get(outcome.ref.identity)
+                if state is not None:
+                    state.settled_here = True
+
     def _state(self, ref: ObjectRef, now: str) -> _FileState:
         with self._lock:
             state = self._states.get(ref.identity)
@@ -527,47 +358,3 @@ class DynamoDBLedger(LedgerBase):
                 state = _FileState(received_at=now)
                 self._remember(ref, state)
             return state
-
-    def _get(self, pk: str) -> dict[str, Any] | None:
-        response = self._call(
-            "reading the ledger",
-            self.client.get_item,
-            TableName=self.table_name,
-            Key={"pk": it.s(pk)},
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        return dict(item) if item else None
-
-    def _backoff(self, attempt: int) -> None:
-        self._sleep(random.random() * min(2.0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto
-
-    def _call(self, action: str, method: Callable[..., Any], **kwargs: Any) -> Any:
-        """Call one DynamoDB operation, translating its errors (see errors.translate)."""
-        try:
-            return method(**kwargs)
-        except ClientError as exc:
-            code = error_code(exc)
-            if code == "ConditionalCheckFailedException":
-                old = exc.response.get("Item")
-                raise _ConditionFailed(old if isinstance(old, dict) else None) from exc
-            if code == "TransactionCanceledException":
-                reasons = exc.response.get("CancellationReasons", [])
-                raise _Cancelled(list(reasons)) from exc
-            if code == "ValidationException" and not is_retryable(exc):
-                raise PermanentError(f"DynamoDB refused the item: {error_message(exc)}") from exc
-            raise translate(exc, f"{action} (DynamoDB table {self.table_name})") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"{action} (DynamoDB table {self.table_name})") from exc
-
-
-class _ConditionFailed(Exception):
-    def __init__(self, item: dict[str, Any] | None) -> None:
-        super().__init__("conditional check failed")
-        self.item = item
-
-
-class _Cancelled(Exception):
-    def __init__(self, reasons: list[Mapping[str, Any]]) -> None:
-        super().__init__("transaction cancelled")
-        self.reasons = reasons
