@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -137,6 +139,34 @@ def one_run(source: Path, work: Path, config: Path) -> tuple[Counter[str], Count
     return stages, sql, elapsed
 
 
+def plain_split(source: Path, work: Path) -> dict[str, float]:
+    """bench/run.py's plain loop (RAW_SMALL) with a clock around each of its parts."""
+    db = work / "plain.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE items (pk TEXT PRIMARY KEY, payload TEXT, sha256 TEXT)")
+    spent = dict.fromkeys(("read", "json.loads + sha256", "INSERT + COMMIT"), 0.0)
+    for entry in os.scandir(source):
+        started = time.perf_counter()
+        with open(entry.path, "rb") as f:  # the plain loop's own words
+            data = f.read()
+        read = time.perf_counter()
+        doc = json.loads(data)
+        digest = hashlib.sha256(data).hexdigest()
+        parsed = time.perf_counter()
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO items VALUES (?, ?, ?)", (doc["id"], data.decode(), digest))
+        conn.execute("COMMIT")
+        spent["read"] += read - started
+        spent["json.loads + sha256"] += parsed - read
+        spent["INSERT + COMMIT"] += time.perf_counter() - parsed
+    conn.close()
+    for path in work.glob("plain.db*"):
+        path.unlink()
+    return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=5000)
@@ -149,6 +179,7 @@ def main() -> None:
         config = work / "bench.toml"
         config.write_text("[local]\nsettle_seconds = 0\n")
         runs = [one_run(source, work, config) for _ in range(args.rounds)]
+        plain = [plain_split(source, work) for _ in range(args.rounds)]
     finally:
         shutil.rmtree(work)
     files = args.files
@@ -162,6 +193,9 @@ def main() -> None:
     print(line("the command, all of it (main())", [elapsed for _, _, elapsed in runs]))
     for name in [name for _, _, name in STAGES] + ["garbage collection (in any stage)"]:
         print(line(name, [stages[name] for stages, _, _ in runs]))
+    print("the plain loop of `make bench`, in this process, each part clocked:")
+    for part in plain[0]:
+        print(line(part, [spent[part] for spent in plain]))
     print("SQL statements (all of their time, whichever stage ran them):")
     statements = Counter[str]()
     for _, sql, _ in runs:
