@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dockline.aws.clients import made_client
 from dockline.aws.errors import translate
 from dockline.aws.events import ParsedEvent, object_refs
 from dockline.config import AwsSettings, Settings
@@ -175,13 +176,7 @@ class SQSDeadLetters(DeadLetters):
 
     @property
     def client(self) -> SQSClient:
-        if self._client is None:
-            if self._factory is not None:
-                self._client = self._factory()
-            else:
-                import boto3
-
-                self._client = boto3.client("sqs")
+        self._client = made_client(self._client, self._factory, "sqs")
         return self._client
 
     def _do(self, action: str, method: Callable[..., Any], **kwargs: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dockline.aws.clients import made_client
 from dockline.aws.errors import translate
 from dockline.models import Notification
 from dockline.ports import Notifier
@@ -62,13 +63,7 @@ class SNSNotifier(Notifier):
 
     @property
     def client(self) -> SNSClient:
-        if self._client is None:
-            if self._factory is not None:
-                self._client = self._factory()
-            else:
-                import boto3
-
-                self._client = boto3.client("sns")
+        self._client = made_client(self._client, self._factory, "sns")
         return self._client
 
     def publish_batch(self, notifications: Sequence[Notification]) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dockline.aws.clients import made_client
 from dockline.aws.errors import error_code, error_message, http_status, is_retryable, translate
 from dockline.aws.refs import is_etag, pinned_arguments
 from dockline.errors import ObjectGoneError, PermanentError, SupersededError, TransientError
@@ -99,13 +100,7 @@ class S3Store(ObjectStore):
 
     @property
     def client(self) -> S3Client:
-        if self._client is None:
-            if self._factory is not None:
-                self._client = self._factory()
-            else:
-                import boto3
-
-                self._client = boto3.client("s3")
+        self._client = made_client(self._client, self._factory, "s3")
         return self._client
 
     def _get(self, ref: ObjectRef) -> Any:

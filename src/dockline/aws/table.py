@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dockline.aws import items as it
+from dockline.aws.clients import made_client
 from dockline.aws.errors import error_code, error_message, is_retryable, translate
 from dockline.errors import PermanentError
 
@@ -41,13 +42,7 @@ class Table:
 
     @property
     def client(self) -> DynamoDBClient:
-        if self._client is None:
-            if self._factory is not None:
-                self._client = self._factory()
-            else:
-                import boto3
-
-                self._client = boto3.client("dynamodb")
+        self._client = made_client(self._client, self._factory, "dynamodb")
         return self._client
 
     def get(self, pk: str) -> dict[str, Any] | None:
