@@ -279,3 +279,47 @@ def test_item2_a_notification_another_process_left_owed_is_sent_before_the_next_
         stop.set()
         watcher.join(timeout=10)
     assert not watcher.is_alive()
+
+
+def _known_queries(engine: LocalEngine) -> list[str]:
+    """Records the scan's big query (``seen`` joined to ``files``) on the reading connection."""
+    ran: list[str] = []
+    engine.db.connection().set_trace_callback(lambda sql: ran.append(sql) if "FROM seen s" in sql else None)
+    return ran
+
+
+def test_item2_a_rescan_with_nothing_committed_does_not_read_the_seen_cache_again(engine: LocalEngine) -> None:
+    # GIVEN 50 processed files and a first rescan after them
+    for i in range(50):
+        drop(engine, f"incoming/a-{i:02d}.json", {"id": f"a{i}"})
+    engine.run_once(workers=1)
+    ran = _known_queries(engine)
+    assert engine.scan().ready == []
+    assert len(ran) == 1
+    # WHEN the watcher rescans with nothing committed since
+    again = engine.scan()
+    # THEN the answer is the same and the 50 rows were not read again
+    assert again.ready == [] and len(ran) == 1
+    # AND a new file is found by the walk whatever is remembered, and its seen row (a commit)
+    # makes the rescan after it read again
+    drop(engine, "incoming/b.json", {"id": "b"})
+    assert [ref.key for ref in engine.scan().ready] == ["incoming/b.json"]
+    assert len(ran) == 1
+    assert [ref.key for ref in engine.scan().ready] == ["incoming/b.json"]
+    assert len(ran) == 2
+
+
+def test_item2_what_another_process_settles_is_seen_by_the_next_rescan(make_engine: Callable[..., LocalEngine]) -> None:
+    # GIVEN a watcher's engine that has rescanned twice with one file hashed, not yet taken
+    watcher, other = make_engine(), make_engine()  # two databases handles: two processes' connections
+    drop(watcher, "incoming/f.json", {"id": "f"})
+    [first] = watcher.scan().ready
+    assert [ref.key for ref in watcher.scan().ready] == ["incoming/f.json"]  # remembered: hashed, unsettled
+    # WHEN another process settles it
+    assert len(other.run_once(workers=1).outcomes) == 1
+    # THEN the watcher's next rescan knows (a remembered answer would offer it again)
+    assert watcher.scan().ready == []
+    assert watcher.scan().ready == []
+    # AND when the other process reopens it for a reprocess, the next rescan offers it again
+    assert other.ledger.reprocess(first, now="2026-12-01T00:00:00.000Z")
+    assert [(ref.key, ref.version) for ref in watcher.scan().ready] == [("incoming/f.json", first.version)]

@@ -28,7 +28,7 @@ from dockline.local.deliveries import DeliveryWorker
 from dockline.local.ledger import SQLiteLedger
 from dockline.local.lock import DatabaseUnavailable
 from dockline.local.progress import Board
-from dockline.local.scan import ScanResult, current_ref, scan, version_of
+from dockline.local.scan import KnownMemo, ScanResult, current_ref, scan, version_of
 from dockline.local.store import FolderStore
 from dockline.local.subscriptions import build_subscriptions
 from dockline.local.topic import LocalTopic, SQLiteDeadLetters
@@ -133,6 +133,7 @@ class LocalEngine:
         self.dead_letters = SQLiteDeadLetters(self.db)
         self._clock = clock
         self.board = Board()  # progress of the files in flight, for the CLI (local/progress.py)
+        self._known = KnownMemo()  # what the last scan loaded of `seen`, while the ledger is unchanged
         self.pipeline = Pipeline(
             settings=settings.pipeline,
             store=self.store,
@@ -156,7 +157,7 @@ class LocalEngine:
     def scan(self, *, settle_seconds: float | None = None) -> ScanResult:
         """Every matching object version that is not settled yet, oldest first."""
         settle = self.settings.local.settle_seconds if settle_seconds is None else settle_seconds
-        return scan(self.store, self.db, self.settings, settle_seconds=settle)
+        return scan(self.store, self.db, self.settings, settle_seconds=settle, memo=self._known)
 
     def _version_of(self, key: str, st: os.stat_result) -> str:
         """The version a scan would give ``key`` now (for redrive plans)."""

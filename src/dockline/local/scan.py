@@ -61,20 +61,23 @@ class ScanResult:
     ignored: int = 0  # files seen that no route takes (``files list --ignored``)
 
 
-def scan(store: FolderStore, db: Database, settings: Settings, *, settle_seconds: float) -> ScanResult:
+def scan(
+    store: FolderStore, db: Database, settings: Settings, *, settle_seconds: float, memo: KnownMemo | None = None
+) -> ScanResult:
     """Every matching object version that is not settled yet, oldest first.
 
     A known file costs one ``lstat`` (the walk's) and a comparison in memory: one query
     loads what the ``seen`` cache knows of every key, each with whether that version has
     settled. A file whose (size, ctime, inode) matches a settled version is skipped there,
-    never opened and given no ref; only the rest are judged, hashed and looked up.
+    never opened and given no ref; only the rest are judged, hashed and looked up. With a
+    ``memo`` (a watcher's), that query is not run again while nothing was committed since.
     """
     now = time.time()
     handover = store.handover
     handover.start()  # what the last scan kept and nobody read goes now
     ready: list[ObjectRef] = []
     unsettled: list[str] = []
-    known = _known(db)
+    known = memo.known(db) if memo is not None else _known(db)
     fresh: list[tuple[str, int, int, int, str]] = []
     looked_up: list[ObjectRef] = []  # not known settled: the ledger says whether they are
     root = store.root
@@ -144,7 +147,34 @@ _SETTLED_AMONG = (  # {rows}: "(?, ?)" per (key, version) asked about; only plac
 _ASKED_AT_ONCE = 250  # (key, version) pairs per query: 500 parameters, under every SQLite's limit
 
 
-def _known(db: Database) -> dict[str, tuple[int, int, int, str | None]]:
+Known = dict[str, tuple[int, int, int, str | None]]
+
+
+class KnownMemo:
+    """The last ``_known`` answer, kept while the database is unchanged: a watcher's rescan
+    beside 50,000 processed files then skips reading 50,000 rows again (~0.1 s of its ~0.4 s).
+    ``PRAGMA data_version`` on the reading connection moves with every commit made by any
+    other connection, this process's own writer included; a commit racing the query only
+    makes the next rescan read again."""
+
+    def __init__(self) -> None:
+        self._conn: sqlite3.Connection | None = None
+        self._version = -1
+        self._known: Known = {}
+
+    def known(self, db: Database) -> Known:
+        conn = db.connection()
+        try:
+            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        if conn is not self._conn or version != self._version:
+            self._known = _known(db)
+            self._conn, self._version = conn, version
+        return self._known
+
+
+def _known(db: Database) -> Known:
     """key -> (size, ctime_ns, inode, version) from the ``seen`` cache, in one query; the
     version is None when it has settled (None, not the hash: a settled file needs no
     version, and 50,000 strings not made are time not spent)."""
